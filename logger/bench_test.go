@@ -1,0 +1,220 @@
+package logger_test
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/logger"
+)
+
+// logPaced logs n records into s as fast as the writer takes them: when the
+// queue is half full it waits for a flush instead of dropping.
+func logPaced(s *logger.Store, service string, n int) error {
+	half := logger.DefaultQueueSize / 2
+	for i := range n {
+		s.Log(testRecord(service, i))
+		if i%1024 == 1023 && s.Stats().Queued > half {
+			if err := s.Flush(context.Background()); err != nil {
+				return err
+			}
+		}
+	}
+	return s.Flush(context.Background())
+}
+
+// BenchmarkWrite compares Store.Log, batched, with the naive logger's one
+// autocommit INSERT per request, in one run. rows/s is the figure to read.
+func BenchmarkWrite(b *testing.B) {
+	b.Run("store", func(b *testing.B) {
+		s, _ := openStore(b)
+		b.ResetTimer()
+		require.NoError(b, logPaced(s, "svc", b.N))
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		require.Zero(b, s.Stats().Dropped)
+	})
+	for _, sync := range []string{"NORMAL", "FULL"} {
+		b.Run("naive-autocommit-sync="+sync, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "naive.db")
+			s, err := logger.Open(path) // same schema and indexes
+			require.NoError(b, err)
+			require.NoError(b, s.Close())
+			db := naiveDB(b, path, sync)
+			b.ResetTimer()
+			for i := range b.N {
+				if err := naiveInsert(db, testRecord("svc", i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}
+
+func naiveDB(tb testing.TB, path, sync string) *sql.DB {
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000&_journal_mode=WAL&_sync="+sync)
+	require.NoError(tb, err)
+	db.SetMaxOpenConns(1)
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func naiveInsert(db *sql.DB, r logger.Record) error {
+	_, err := db.Exec(`INSERT INTO requests (ts, service, method, path, route, status, duration_us, bytes_in, bytes_out, ip, user_agent, request_id, trace_id, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Time.UnixMicro(), r.Service, r.Method, r.Path, r.Route, r.Status, r.Duration.Microseconds(),
+		r.BytesIn, r.BytesOut, r.IP, r.UserAgent, r.RequestID, r.TraceID, r.Error)
+	return err
+}
+
+// BenchmarkFleetWrite runs 45 processes writing into one file at once, each
+// logging its share of b.N rows: through Store.Log, and the naive way with
+// autocommit INSERTs and a busy timeout. rows/s is the aggregate;
+// lock-errors counts "database is locked" errors that reached the caller.
+func BenchmarkFleetWrite(b *testing.B) {
+	for _, mode := range []string{"store", "naive"} {
+		b.Run(mode, func(b *testing.B) {
+			const procs = 45
+			per := max(b.N/procs, 1)
+			path := filepath.Join(b.TempDir(), "fleet.db")
+			s, err := logger.Open(path)
+			require.NoError(b, err)
+			require.NoError(b, s.Close())
+
+			r, w, err := os.Pipe()
+			require.NoError(b, err)
+			cmds := make([]*exec.Cmd, procs)
+			outs := make([]*bufio.Reader, procs)
+			for i := range procs {
+				cmd := childCmd("bench-"+mode, path, fmt.Sprintf("svc-%02d", i), per)
+				cmd.ExtraFiles = []*os.File{r}
+				cmd.Stderr = os.Stderr
+				out, err := cmd.StdoutPipe()
+				require.NoError(b, err)
+				require.NoError(b, cmd.Start())
+				outs[i] = bufio.NewReader(out)
+				line, err := outs[i].ReadString('\n')
+				require.NoError(b, err)
+				require.Equal(b, "ready\n", line)
+				cmds[i] = cmd
+			}
+			r.Close()
+			b.ResetTimer()
+			w.Close()
+			lockErrors := 0
+			for i, cmd := range cmds {
+				rest, _ := io.ReadAll(outs[i])
+				require.NoError(b, cmd.Wait())
+				n, err := strconv.Atoi(strings.TrimSpace(string(rest)))
+				require.NoError(b, err, "child output %q", rest)
+				lockErrors += n
+			}
+			b.StopTimer()
+			rows := count(b, rawDB(b, path), "")
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(lockErrors), "lock-errors")
+			if mode == "store" {
+				require.Equal(b, procs*per, rows)
+			}
+		})
+	}
+}
+
+// benchChild is the child side of BenchmarkFleetWrite. It prints "ready",
+// waits for the release, writes n rows, and prints how many lock errors it
+// saw.
+func benchChild(mode, path, service string, n int) int {
+	var s *logger.Store
+	var db *sql.DB
+	var err error
+	if mode == "bench-store" {
+		s, err = logger.Open(path)
+	} else {
+		db, err = sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+		if err == nil {
+			db.SetMaxOpenConns(1)
+			err = db.Ping()
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.NewFile(3, "release"))
+	lockErrors := 0
+	if s != nil {
+		if err := logPaced(s, service, n); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := s.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	} else {
+		for i := range n {
+			if err := naiveInsert(db, testRecord(service, i)); err != nil {
+				lockErrors++
+			}
+		}
+		db.Close()
+	}
+	fmt.Println(lockErrors)
+	return 0
+}
+
+// BenchmarkMiddleware serves a hello-world echo route with and without the
+// logging middleware in one run; the difference is the middleware's cost
+// per request, including the enqueue into a real Store (whose writer runs
+// on the other core, as it would in a service).
+func BenchmarkMiddleware(b *testing.B) {
+	hello := func(c echo.Context) error { return c.String(http.StatusOK, "hello") }
+	run := func(b *testing.B, e *echo.Echo, s *logger.Store) {
+		req := httptest.NewRequest(http.MethodGet, "/hello/world?x=1", nil)
+		req.Header.Set("User-Agent", "bench")
+		rec := httptest.NewRecorder()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			rec.Body.Reset()
+			e.ServeHTTP(rec, req)
+			if s != nil && i%32768 == 32767 {
+				b.StopTimer()
+				require.NoError(b, s.Flush(context.Background()))
+				b.StartTimer()
+			}
+		}
+		b.StopTimer()
+		if s != nil {
+			require.NoError(b, s.Flush(context.Background()))
+			require.Zero(b, s.Stats().Dropped)
+		}
+	}
+	b.Run("bare", func(b *testing.B) {
+		e := echo.New()
+		e.GET("/hello/:name", hello)
+		run(b, e, nil)
+	})
+	b.Run("logged", func(b *testing.B) {
+		s, _ := openStore(b, logger.WithLogger(nil))
+		e := echo.New()
+		e.Use(logger.Middleware(s, "bench"))
+		e.GET("/hello/:name", hello)
+		run(b, e, s)
+	})
+}
+

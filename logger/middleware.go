@@ -1,0 +1,120 @@
+package logger
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// A MiddlewareOption changes a default of Middleware.
+type MiddlewareOption func(*middlewareOptions)
+
+type middlewareOptions struct {
+	skip    func(echo.Context) bool
+	traceID func(echo.Context) string
+}
+
+// WithSkipper makes Middleware leave out the requests for which skip returns
+// true (default: none are left out).
+func WithSkipper(skip func(c echo.Context) bool) MiddlewareOption {
+	return func(o *middlewareOptions) { o.skip = skip }
+}
+
+// WithTraceID sets how the trace id of a request is found (default: the
+// OpenTelemetry span context of the request's context, when valid).
+func WithTraceID(f func(c echo.Context) string) MiddlewareOption {
+	return func(o *middlewareOptions) { o.traceID = f }
+}
+
+func otelTraceID(c echo.Context) string {
+	sc := trace.SpanContextFromContext(c.Request().Context())
+	if !sc.HasTraceID() {
+		return ""
+	}
+	return sc.TraceID().String()
+}
+
+// Middleware returns echo middleware that logs every request to sink as the
+// named service, after the handler returns.
+//
+// The status logged is the status sent. An error returned by the handler is
+// given to the app's HTTPErrorHandler here, as echo's RequestLogger does with
+// HandleError, so the response is written before the record is made; the
+// error then does not travel further up the chain. A panic that passes
+// through is logged as 500 with its value and re-raised; place echo's Recover
+// middleware after this one to turn panics into 500 responses. Durations use
+// the monotonic clock; the client IP comes from echo's Context.RealIP, so it
+// follows the app's IPExtractor.
+//
+// Only the URL path is stored: never the query string, and no header other
+// than User-Agent and X-Request-ID (from the response, else the request). The
+// request id is the one set by a request-id middleware placed before this
+// one.
+func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.MiddlewareFunc {
+	o := middlewareOptions{traceID: otelTraceID}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if o.skip != nil && o.skip(c) {
+				return next(c)
+			}
+			start := time.Now()
+			panicked := true
+			defer func() {
+				if !panicked {
+					return
+				}
+				p := recover()
+				sink.Log(record(c, service, start, http.StatusInternalServerError, fmt.Sprintf("panic: %v", p), &o))
+				panic(p)
+			}()
+			err := next(c)
+			panicked = false
+			var text string
+			if err != nil {
+				text = err.Error()
+				c.Error(err)
+			}
+			status := c.Response().Status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			sink.Log(record(c, service, start, status, text, &o))
+			return nil
+		}
+	}
+}
+
+func record(c echo.Context, service string, start time.Time, status int, errText string, o *middlewareOptions) Record {
+	req := c.Request()
+	res := c.Response()
+	id := res.Header().Get(echo.HeaderXRequestID)
+	if id == "" {
+		id = req.Header.Get(echo.HeaderXRequestID)
+	}
+	in := req.ContentLength
+	if in < 0 {
+		in = 0
+	}
+	return Record{
+		Time:      start,
+		Service:   service,
+		Method:    req.Method,
+		Path:      req.URL.Path,
+		Route:     c.Path(),
+		Status:    status,
+		Duration:  time.Since(start),
+		BytesIn:   in,
+		BytesOut:  res.Size,
+		IP:        c.RealIP(),
+		UserAgent: req.UserAgent(),
+		RequestID: id,
+		TraceID:   o.traceID(c),
+		Error:     errText,
+	}
+}

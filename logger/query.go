@@ -1,0 +1,126 @@
+package logger
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ServiceSummary is the traffic of one service over a period.
+type ServiceSummary struct {
+	// Service is the service's name.
+	Service string
+	// Hits is the number of requests.
+	Hits int64
+	// Errors is the number of requests answered with a 5xx status.
+	Errors int64
+	// ErrorRate is Errors / Hits, between 0 and 1.
+	ErrorRate float64
+	// P50, P95 and P99 are latency percentiles (nearest rank).
+	P50, P95, P99 time.Duration
+}
+
+// Summary returns, for every service with requests at or after since, its
+// hits, 5xx rate and latency percentiles, ordered by service name. It reads
+// only the covering index on (ts, service, status, duration_us), so it does
+// not touch the table rows and does not block writers.
+func (s *Store) Summary(ctx context.Context, since time.Time) ([]ServiceSummary, error) {
+	rows, err := s.rdb.QueryContext(ctx,
+		`SELECT service, status, duration_us FROM requests INDEXED BY requests_ts_cover WHERE ts >= ?`,
+		since.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("logger: summary: %w", err)
+	}
+	defer rows.Close()
+	type acc struct {
+		errors int64
+		durs   []int64
+	}
+	by := map[string]*acc{}
+	var (
+		service string
+		status  int
+		dur     int64
+	)
+	for rows.Next() {
+		if err := rows.Scan(&service, &status, &dur); err != nil {
+			return nil, fmt.Errorf("logger: summary: %w", err)
+		}
+		a := by[service]
+		if a == nil {
+			a = &acc{}
+			by[service] = a
+		}
+		if status >= 500 {
+			a.errors++
+		}
+		a.durs = append(a.durs, dur)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("logger: summary: %w", err)
+	}
+	out := make([]ServiceSummary, 0, len(by))
+	for name, a := range by {
+		slices.Sort(a.durs)
+		n := int64(len(a.durs))
+		out = append(out, ServiceSummary{
+			Service:   name,
+			Hits:      n,
+			Errors:    a.errors,
+			ErrorRate: float64(a.errors) / float64(n),
+			P50:       rank(a.durs, 50),
+			P95:       rank(a.durs, 95),
+			P99:       rank(a.durs, 99),
+		})
+	}
+	slices.SortFunc(out, func(a, b ServiceSummary) int { return strings.Compare(a.Service, b.Service) })
+	return out, nil
+}
+
+// rank returns the p-th percentile of sorted microsecond durations by the
+// nearest-rank method.
+func rank(sorted []int64, p int) time.Duration {
+	i := (len(sorted)*p + 99) / 100 // ceil(n*p/100)
+	if i < 1 {
+		i = 1
+	}
+	return time.Duration(sorted[i-1]) * time.Microsecond
+}
+
+// MaxTraceRows is the most rows ByTrace returns.
+const MaxTraceRows = 1000
+
+// ByTrace returns the requests of one trace, oldest first, at most
+// MaxTraceRows of them: the whole path of a request through the fleet.
+func (s *Store) ByTrace(ctx context.Context, traceID string) ([]Record, error) {
+	if traceID == "" {
+		return nil, nil
+	}
+	rows, err := s.rdb.QueryContext(ctx,
+		`SELECT `+columns+` FROM requests WHERE trace_id = ? AND trace_id <> '' ORDER BY ts, id LIMIT ?`,
+		traceID, MaxTraceRows)
+	if err != nil {
+		return nil, fmt.Errorf("logger: by trace: %w", err)
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		var (
+			r       Record
+			ts, dur int64
+		)
+		if err := rows.Scan(&ts, &r.Service, &r.Method, &r.Path, &r.Route, &r.Status, &dur,
+			&r.BytesIn, &r.BytesOut, &r.IP, &r.UserAgent, &r.RequestID, &r.TraceID, &r.Error); err != nil {
+			return nil, fmt.Errorf("logger: by trace: %w", err)
+		}
+		r.Time = time.UnixMicro(ts)
+		r.Duration = time.Duration(dur) * time.Microsecond
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("logger: by trace: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,101 @@
+package logger_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/logger"
+)
+
+func TestStore_Summary(t *testing.T) {
+	s, _ := openStore(t)
+	now := time.Now()
+	// agent-geo: 100 requests lasting 1..100 ms, 5 of them 5xx.
+	for i := 1; i <= 100; i++ {
+		status := 200
+		if i%20 == 0 {
+			status = 503
+		}
+		s.Log(logger.Record{Time: now, Service: "agent-geo", Status: status, Duration: time.Duration(i) * time.Millisecond})
+	}
+	// crypto-feeds: 4 requests, one 404 (not an error), one 500.
+	for i, st := range []int{200, 404, 500, 200} {
+		s.Log(logger.Record{Time: now, Service: "crypto-feeds", Status: st, Duration: time.Duration(i+1) * time.Second})
+	}
+	// Old traffic is outside the window.
+	s.Log(logger.Record{Time: now.Add(-2 * time.Hour), Service: "old", Status: 200})
+	require.NoError(t, s.Flush(context.Background()))
+
+	got, err := s.Summary(context.Background(), now.Add(-time.Hour))
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+
+	geo := got[0]
+	assert.Equal(t, "agent-geo", geo.Service)
+	assert.Equal(t, int64(100), geo.Hits)
+	assert.Equal(t, int64(5), geo.Errors)
+	assert.InDelta(t, 0.05, geo.ErrorRate, 1e-9)
+	assert.Equal(t, 50*time.Millisecond, geo.P50)
+	assert.Equal(t, 95*time.Millisecond, geo.P95)
+	assert.Equal(t, 99*time.Millisecond, geo.P99)
+
+	cf := got[1]
+	assert.Equal(t, "crypto-feeds", cf.Service)
+	assert.Equal(t, int64(4), cf.Hits)
+	assert.Equal(t, int64(1), cf.Errors)
+	assert.Equal(t, 2*time.Second, cf.P50)
+	assert.Equal(t, 4*time.Second, cf.P99)
+
+	none, err := s.Summary(context.Background(), now.Add(time.Hour))
+	require.NoError(t, err)
+	assert.Empty(t, none)
+}
+
+func TestStore_ByTrace(t *testing.T) {
+	s, _ := openStore(t)
+	now := time.Now()
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	s.Log(logger.Record{Time: now.Add(2 * time.Millisecond), Service: "agent-geo", Path: "/geo/1.1.1.1", Status: 502, TraceID: trace, Error: "upstream"})
+	s.Log(logger.Record{Time: now, Service: "agent-gateway", Path: "/v1/agent-geo/geo/1.1.1.1", Status: 502, TraceID: trace})
+	s.Log(logger.Record{Time: now.Add(time.Millisecond), Service: "other", TraceID: "0af7651916cd43dd8448eb211c80319c"})
+	s.Log(logger.Record{Time: now.Add(time.Millisecond), Service: "untraced"})
+	require.NoError(t, s.Flush(context.Background()))
+
+	got, err := s.ByTrace(context.Background(), trace)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, "agent-gateway", got[0].Service, "oldest first")
+	assert.Equal(t, "agent-geo", got[1].Service)
+	assert.Equal(t, "upstream", got[1].Error)
+	assert.Equal(t, now.UnixMicro(), got[0].Time.UnixMicro())
+
+	empty, err := s.ByTrace(context.Background(), "")
+	require.NoError(t, err)
+	assert.Empty(t, empty, "the empty trace id matches nothing")
+}
+
+// The dashboard queries use their indexes rather than scanning the table.
+func TestStore_QueriesUseIndexes(t *testing.T) {
+	_, path := openStore(t)
+	db := rawDB(t, path)
+	plan := func(q string, args ...any) string {
+		rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
+		require.NoError(t, err)
+		defer rows.Close()
+		var all string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+			all += detail + "\n"
+		}
+		return all
+	}
+	assert.Contains(t, plan("SELECT service, status, duration_us FROM requests WHERE ts >= ?", 0), "COVERING INDEX requests_ts_cover")
+	assert.Contains(t, plan("SELECT * FROM requests WHERE trace_id = ? AND trace_id <> '' ORDER BY ts, id", "x"), "INDEX requests_trace")
+	assert.Contains(t, plan("SELECT id FROM requests WHERE ts < ? ORDER BY ts LIMIT 5000", 0), "INDEX requests_ts_cover")
+}

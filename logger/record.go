@@ -1,0 +1,90 @@
+package logger
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Bounds applied to the text fields of a Record before it is stored. Longer
+// values are cut at a UTF-8 character boundary; invalid UTF-8 is replaced by
+// U+FFFD so every stored value is valid text.
+const (
+	// MaxPathLen bounds Record.Path and Record.Route, in bytes.
+	MaxPathLen = 2048
+	// MaxUserAgentLen bounds Record.UserAgent, in bytes.
+	MaxUserAgentLen = 256
+	// MaxErrorLen bounds Record.Error, in bytes.
+	MaxErrorLen = 1024
+	// MaxFieldLen bounds every other text field (Service, Method, IP,
+	// RequestID, TraceID), in bytes.
+	MaxFieldLen = 128
+)
+
+// Record is one HTTP request as stored in the requests table. The zero value
+// of a field is stored as 0 or the empty string.
+type Record struct {
+	// Time is when the request started. The zero Time is replaced by the
+	// time the record is written.
+	Time time.Time
+	// Service is the name of the service that answered.
+	Service string
+	// Method is the HTTP method.
+	Method string
+	// Path is the URL path, without the query string.
+	Path string
+	// Route is the route template that matched, such as "/geo/:ip".
+	Route string
+	// Status is the HTTP status code sent to the client.
+	Status int
+	// Duration is how long the request took.
+	Duration time.Duration
+	// BytesIn is the size of the request body, when known.
+	BytesIn int64
+	// BytesOut is the size of the response body.
+	BytesOut int64
+	// IP is the client's address.
+	IP string
+	// UserAgent is the client's User-Agent header.
+	UserAgent string
+	// RequestID is the X-Request-ID of the request.
+	RequestID string
+	// TraceID is the W3C trace id (32 hex digits) of the request, if traced.
+	TraceID string
+	// Error is the text of the error the handler returned, if any.
+	Error string
+}
+
+// clean returns s as valid UTF-8 of at most max bytes.
+func clean(s string, max int) string {
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+		if len(s) > max { // replacement characters are 3 bytes each
+			return clean(s, max)
+		}
+	}
+	return s
+}
+
+// normalize bounds every text field of r and fills a zero Time with now.
+func (r *Record) normalize(now time.Time) {
+	if r.Time.IsZero() {
+		r.Time = now
+	}
+	r.Service = clean(r.Service, MaxFieldLen)
+	r.Method = clean(r.Method, MaxFieldLen)
+	r.Path = clean(r.Path, MaxPathLen)
+	r.Route = clean(r.Route, MaxPathLen)
+	r.IP = clean(r.IP, MaxFieldLen)
+	r.UserAgent = clean(r.UserAgent, MaxUserAgentLen)
+	r.RequestID = clean(r.RequestID, MaxFieldLen)
+	r.TraceID = clean(r.TraceID, MaxFieldLen)
+	r.Error = clean(r.Error, MaxErrorLen)
+}
