@@ -64,17 +64,8 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 				return next(c)
 			}
 			start := time.Now()
-			panicked := true
-			defer func() {
-				if !panicked {
-					return
-				}
-				p := recover()
-				sink.Log(record(c, service, start, http.StatusInternalServerError, fmt.Sprintf("panic: %v", p), &o))
-				panic(p)
-			}()
+			defer logPanic(c, sink, service, start, &o)
 			err := next(c)
-			panicked = false
 			var text string
 			if err != nil {
 				text = err.Error()
@@ -90,12 +81,26 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 	}
 }
 
+// logPanic, deferred, logs a panic passing through as a 500 and re-raises
+// it. It is a plain function rather than a closure so that the request path
+// allocates nothing for it.
+func logPanic(c echo.Context, sink Sink, service string, start time.Time, o *middlewareOptions) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	sink.Log(record(c, service, start, http.StatusInternalServerError, fmt.Sprintf("panic: %v", p), o))
+	panic(p)
+}
+
 func record(c echo.Context, service string, start time.Time, status int, errText string, o *middlewareOptions) Record {
 	req := c.Request()
 	res := c.Response()
-	id := res.Header().Get(echo.HeaderXRequestID)
+	// Direct map reads with canonical keys: Header.Get would canonicalize
+	// the key on every request.
+	id := first(res.Header()[headerRequestID])
 	if id == "" {
-		id = req.Header.Get(echo.HeaderXRequestID)
+		id = first(req.Header[headerRequestID])
 	}
 	in := req.ContentLength
 	if in < 0 {
@@ -112,9 +117,22 @@ func record(c echo.Context, service string, start time.Time, status int, errText
 		BytesIn:   in,
 		BytesOut:  res.Size,
 		IP:        c.RealIP(),
-		UserAgent: req.UserAgent(),
+		UserAgent: first(req.Header[headerUserAgent]),
 		RequestID: id,
 		TraceID:   o.traceID(c),
 		Error:     errText,
 	}
+}
+
+// Canonical header keys, as net/http stores them.
+var (
+	headerRequestID = http.CanonicalHeaderKey(echo.HeaderXRequestID)
+	headerUserAgent = http.CanonicalHeaderKey("User-Agent")
+)
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
 }

@@ -32,7 +32,7 @@ type connector struct {
 }
 
 func (c *connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c *connector) Driver() driver.Driver                         { return c.drv }
+func (c *connector) Driver() driver.Driver                        { return c.drv }
 
 // newDB returns a pool over path. The busy timeout is the first thing
 // go-sqlite3 sets on a new connection, before any statement runs.

@@ -30,7 +30,7 @@ type queue struct {
 }
 
 // maxFree is how many spare chunks the queue keeps for reuse.
-const maxFree = 4
+const maxFree = 8
 
 // push queues r and reports whether it was accepted.
 func (q *queue) push(r *Record) bool {
