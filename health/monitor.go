@@ -1,0 +1,416 @@
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults of NewMonitor.
+const (
+	// DefaultInterval is the time between two polls of the fleet.
+	DefaultInterval = 30 * time.Second
+	// DefaultProbeTimeout bounds one probe of one target.
+	DefaultProbeTimeout = 5 * time.Second
+	// DefaultConcurrency is the most probes in flight at once.
+	DefaultConcurrency = 16
+	// DefaultDownAfter is how many failed probes in a row make a target
+	// down. One passing probe makes it up again.
+	DefaultDownAfter = 2
+)
+
+// maxBody bounds how much of a health response the monitor reads.
+const maxBody = 64 << 10
+
+// Target is one service the Monitor polls.
+type Target struct {
+	// Name is the service's name, used in alerts.
+	Name string
+	// URL is its health endpoint, such as http://agent-geo/health.
+	URL string
+	// Client sends the probes (default http.DefaultClient). Give a client
+	// whose transport dials unix sockets to reach services that listen on
+	// one.
+	Client *http.Client
+}
+
+// TargetState is what the Monitor knows of one target after a poll.
+type TargetState struct {
+	// Name is the target's name.
+	Name string `json:"name"`
+	// Up is false once DefaultDownAfter probes in a row failed.
+	Up bool `json:"up"`
+	// Status is the last probe's result: the status the service reported,
+	// or fail when it could not be reached.
+	Status Status `json:"status"`
+	// Reason says why the last probe did not pass: the HTTP status, a
+	// timeout, a refused connection, or the service's own output.
+	Reason string `json:"reason,omitempty"`
+	// Failures is the number of failed probes in a row.
+	Failures int `json:"failures"`
+	// Since is when Up last changed (or when monitoring began).
+	Since time.Time `json:"since"`
+	// Checked is when the last probe ended.
+	Checked time.Time `json:"checked"`
+}
+
+// Snapshot is the state of every target after the last poll, in target
+// order.
+type Snapshot struct {
+	// Time is when the last poll ended; zero before the first one.
+	Time time.Time `json:"time"`
+	// Targets is the state of each target.
+	Targets []TargetState `json:"targets"`
+}
+
+// Down returns the names of the targets that are down.
+func (s Snapshot) Down() []string {
+	var out []string
+	for _, t := range s.Targets {
+		if !t.Up {
+			out = append(out, t.Name)
+		}
+	}
+	return out
+}
+
+// Alert is one change of the fleet's state: every target that went down and
+// every one that recovered in the same poll.
+type Alert struct {
+	// Time is when the poll that saw the change ended.
+	Time time.Time `json:"time"`
+	// Down lists the targets that went down, with their reasons.
+	Down []TargetState `json:"down,omitempty"`
+	// Up lists the targets that recovered.
+	Up []TargetState `json:"up,omitempty"`
+	// StillDown is how many targets are down after this change.
+	StillDown int `json:"stillDown"`
+	// Total is the number of targets watched.
+	Total int `json:"total"`
+}
+
+// Text renders the alert as a short message for chat and e-mail.
+func (a Alert) Text() string {
+	var b strings.Builder
+	switch {
+	case len(a.Down) > 0 && len(a.Up) > 0:
+		fmt.Fprintf(&b, "%d down, %d recovered", len(a.Down), len(a.Up))
+	case len(a.Down) > 0:
+		fmt.Fprintf(&b, "%d down", len(a.Down))
+	default:
+		fmt.Fprintf(&b, "%d recovered", len(a.Up))
+	}
+	fmt.Fprintf(&b, " (%d of %d down now)\n", a.StillDown, a.Total)
+	for _, t := range a.Down {
+		fmt.Fprintf(&b, "DOWN %s: %s\n", t.Name, t.Reason)
+	}
+	for _, t := range a.Up {
+		fmt.Fprintf(&b, "UP   %s\n", t.Name)
+	}
+	return b.String()
+}
+
+// Monitor polls a fleet's health endpoints and sends one Alert per change of
+// the fleet's state. It is safe for concurrent use.
+type Monitor struct {
+	interval    time.Duration
+	timeout     time.Duration
+	concurrency int
+	downAfter   int
+	now         func() time.Time
+	sinks       []*sinkQueue
+
+	mu      sync.Mutex
+	targets []Target
+	states  map[string]*TargetState
+	snap    Snapshot
+	lastSet string // the set of down targets last alerted
+}
+
+// A MonitorOption changes a default of NewMonitor.
+type MonitorOption func(*Monitor)
+
+// WithInterval sets the time between polls (default DefaultInterval).
+func WithInterval(d time.Duration) MonitorOption {
+	return func(m *Monitor) {
+		if d > 0 {
+			m.interval = d
+		}
+	}
+}
+
+// WithProbeTimeout bounds one probe (default DefaultProbeTimeout).
+func WithProbeTimeout(d time.Duration) MonitorOption {
+	return func(m *Monitor) {
+		if d > 0 {
+			m.timeout = d
+		}
+	}
+}
+
+// WithConcurrency sets the most probes in flight (default
+// DefaultConcurrency).
+func WithConcurrency(n int) MonitorOption {
+	return func(m *Monitor) {
+		if n > 0 {
+			m.concurrency = n
+		}
+	}
+}
+
+// WithDownAfter sets how many failed probes in a row make a target down
+// (default DefaultDownAfter).
+func WithDownAfter(n int) MonitorOption {
+	return func(m *Monitor) {
+		if n > 0 {
+			m.downAfter = n
+		}
+	}
+}
+
+// WithAlertSink adds a destination for alerts. Each sink gets every alert
+// in order, from its own goroutine, retried with backoff when it fails; a
+// failing or slow sink never delays polling. Without sinks, alerts are only
+// visible in Snapshot.
+func WithAlertSink(s AlertSink) MonitorOption {
+	return func(m *Monitor) { m.sinks = append(m.sinks, newSinkQueue(s)) }
+}
+
+// WithMonitorClock sets the monitor's clock (default time.Now).
+func WithMonitorClock(now func() time.Time) MonitorOption {
+	return func(m *Monitor) { m.now = now }
+}
+
+// NewMonitor returns a monitor of targets. Every target starts up; call Run
+// to poll, or Poll for one round.
+func NewMonitor(targets []Target, opts ...MonitorOption) *Monitor {
+	m := &Monitor{
+		interval:    DefaultInterval,
+		timeout:     DefaultProbeTimeout,
+		concurrency: DefaultConcurrency,
+		downAfter:   DefaultDownAfter,
+		now:         time.Now,
+		states:      map[string]*TargetState{},
+	}
+	for _, o := range opts {
+		o(m)
+	}
+	m.SetTargets(targets)
+	return m
+}
+
+// SetTargets replaces the list of targets, keeping the state of those that
+// stay, for example after the port map was reloaded.
+func (m *Monitor) SetTargets(targets []Target) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.targets = append([]Target(nil), targets...)
+	states := make(map[string]*TargetState, len(targets))
+	for _, t := range targets {
+		if st, ok := m.states[t.Name]; ok {
+			states[t.Name] = st
+		} else {
+			states[t.Name] = &TargetState{Name: t.Name, Up: true, Status: Pass, Since: m.now()}
+		}
+	}
+	m.states = states
+}
+
+// Run polls every interval until ctx ends, then waits for the sinks to
+// deliver what is queued (up to one probe timeout) and returns ctx's error.
+func (m *Monitor) Run(ctx context.Context) error {
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		if ctx.Err() == nil {
+			m.Poll(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			m.closeSinks(m.timeout)
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Poll probes every target once, updates their states, queues one alert
+// if the fleet's state changed, and returns the new snapshot.
+func (m *Monitor) Poll(ctx context.Context) Snapshot {
+	m.mu.Lock()
+	targets := append([]Target(nil), m.targets...)
+	m.mu.Unlock()
+
+	type probeResult struct {
+		status Status
+		reason string
+	}
+	results := make([]probeResult, len(targets))
+	sem := make(chan struct{}, m.concurrency)
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			st, reason := m.probe(ctx, t)
+			results[i] = probeResult{st, reason}
+		}()
+	}
+	wg.Wait()
+
+	now := m.now()
+	m.mu.Lock()
+	var alert Alert
+	for i, t := range targets {
+		st := m.states[t.Name]
+		if st == nil { // targets replaced during the poll
+			continue
+		}
+		r := results[i]
+		st.Status, st.Reason, st.Checked = r.status, r.reason, now
+		if r.status == Fail {
+			st.Failures++
+			if st.Up && st.Failures >= m.downAfter {
+				st.Up, st.Since = false, now
+				alert.Down = append(alert.Down, *st)
+			}
+		} else {
+			st.Failures = 0
+			if !st.Up {
+				st.Up, st.Since = true, now
+				alert.Up = append(alert.Up, *st)
+			}
+		}
+	}
+	snap := Snapshot{Time: now}
+	var down []string
+	for _, t := range targets {
+		if st := m.states[t.Name]; st != nil {
+			snap.Targets = append(snap.Targets, *st)
+			if !st.Up {
+				down = append(down, t.Name)
+			}
+		}
+	}
+	m.snap = snap
+	set := strings.Join(down, "\x00")
+	send := (len(alert.Down) > 0 || len(alert.Up) > 0) && set != m.lastSet
+	if send {
+		m.lastSet = set
+		alert.Time, alert.StillDown, alert.Total = now, len(down), len(snap.Targets)
+	}
+	m.mu.Unlock()
+	if send {
+		for _, s := range m.sinks {
+			s.push(alert)
+		}
+	}
+	return snap
+}
+
+// Snapshot returns the state after the last poll.
+func (m *Monitor) Snapshot() Snapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.snap
+	s.Targets = slices.Clone(s.Targets)
+	return s
+}
+
+// probe asks one target for its health.
+func (m *Monitor) probe(ctx context.Context, t Target) (Status, string) {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
+	if err != nil {
+		return Fail, "bad health URL: " + err.Error()
+	}
+	req.Header.Set("Accept", MediaType+", application/json;q=0.9, */*;q=0.1")
+	client := t.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return Fail, describe(err, m.timeout)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
+	if err != nil {
+		return Fail, describe(err, m.timeout)
+	}
+	io.Copy(io.Discard, io.LimitReader(res.Body, maxBody)) // let the connection be reused
+	ct, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
+	if ct == MediaType || ct == "application/json" {
+		var hr Response
+		if err := json.Unmarshal(body, &hr); err == nil && hr.Status != "" {
+			return fromReport(res, &hr)
+		}
+	}
+	if res.StatusCode >= 200 && res.StatusCode < 300 {
+		return Pass, ""
+	}
+	return Fail, res.Status
+}
+
+// fromReport turns a parsed health response into the probe's result.
+func fromReport(res *http.Response, hr *Response) (Status, string) {
+	switch hr.Status {
+	case Pass:
+		return Pass, ""
+	case Warn:
+		return Warn, reportReason(res, hr)
+	}
+	return Fail, reportReason(res, hr)
+}
+
+func reportReason(res *http.Response, hr *Response) string {
+	reason := res.Status + ": " + string(hr.Status)
+	if hr.Output != "" {
+		reason += ": " + hr.Output
+	}
+	var keys []string
+	for k, rs := range hr.Checks {
+		for _, r := range rs {
+			if r.Status != Pass && r.Output != "" {
+				keys = append(keys, k+"="+r.Output)
+			}
+		}
+	}
+	slices.Sort(keys)
+	if len(keys) > 0 {
+		reason += " (" + strings.Join(keys, "; ") + ")"
+	}
+	return reason
+}
+
+// describe names a probe error the way an operator reads it.
+func describe(err error, timeout time.Duration) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+		return fmt.Sprintf("timeout after %v", timeout)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ENOENT):
+		return "no socket file"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return "unknown host " + dns.Name
+	}
+	return err.Error()
+}
