@@ -1,0 +1,496 @@
+// Package breaker is a circuit breaker and an http.RoundTripper with one
+// breaker per target host, so that a service stops calling a sick sibling,
+// fails fast, retries only what is safe to retry, and says what happened.
+package breaker
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// State is a breaker's state.
+type State int32
+
+// The states of a breaker.
+const (
+	// Closed lets every call through and counts their outcomes.
+	Closed State = iota
+	// HalfOpen lets a few probe calls through to see if the target is back.
+	HalfOpen
+	// Open refuses every call until its open duration ends.
+	Open
+)
+
+// String returns "closed", "half-open" or "open".
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case HalfOpen:
+		return "half-open"
+	case Open:
+		return "open"
+	}
+	return "unknown"
+}
+
+// Outcome is what a call's result means to the breaker.
+type Outcome int
+
+// The outcomes of a call.
+const (
+	// Success counts toward closing and resets the consecutive failures.
+	Success Outcome = iota
+	// Failure counts toward tripping.
+	Failure
+	// Neutral counts neither way: the caller gave up, or the request was
+	// the caller's own mistake (a 4xx other than 429).
+	Neutral
+)
+
+// Breaker is a circuit breaker. It is safe for concurrent use. The closed
+// path of the consecutive-failures rule takes no lock; the open path neither
+// locks nor reads the clock.
+type Breaker struct {
+	s         settings
+	state     atomic.Int32
+	consec    atomic.Int64
+	openErr   atomic.Pointer[OpenError]
+	tooMany   *OpenError
+	useWindow bool // a rate rule is on: outcomes go through mu
+	timeCalls bool // the slow-call rule is on: calls are timed
+	doneFn    func(Outcome)
+	stats     counters
+
+	mu        sync.Mutex
+	win       window
+	gen       uint64 // bumped by each change of state
+	probes    int    // probes in flight
+	probeOK   int    // probes that succeeded in this half-open period
+	openBO    *backoff.ExponentialBackOff
+	hint      time.Duration // Retry-After from the target, for the next trip
+	nextProbe time.Time
+	timer     Timer
+
+	evMu        sync.Mutex
+	events      []event
+	dispatching bool
+}
+
+type event struct{ from, to State }
+
+// New returns a closed breaker. With no options it trips after
+// DefaultConsecutiveFailures failures in a row, stays open
+// DefaultOpenTimeout (doubling on each trip up to DefaultMaxOpenTimeout),
+// then admits DefaultMaxProbes probe call.
+func New(opts ...Option) *Breaker {
+	s := defaultSettings()
+	for _, o := range opts {
+		o(&s)
+	}
+	return newBreaker(s)
+}
+
+func newBreaker(s settings) *Breaker {
+	b := &Breaker{s: s}
+	b.useWindow = s.failureRate > 0 || s.slowRate > 0
+	b.timeCalls = s.slowRate > 0 && s.slowThreshold > 0
+	b.win.init(s.windowCalls, s.windowTime)
+	b.tooMany = &OpenError{Name: s.name, Err: ErrTooManyProbes, clock: s.clock}
+	b.openBO = backoff.NewExponentialBackOff()
+	b.openBO.InitialInterval = s.openTimeout
+	b.openBO.MaxInterval = s.maxOpen
+	b.openBO.Multiplier = 2
+	b.openBO.RandomizationFactor = 0.2
+	b.openBO.MaxElapsedTime = 0 // the bound is MaxInterval: a breaker never gives up probing
+	b.openBO.Reset()
+	b.doneFn = b.doneClosed
+	register(b)
+	return b
+}
+
+// Name returns the breaker's name.
+func (b *Breaker) Name() string { return b.s.name }
+
+// Allow asks to make one call. If the breaker refuses, it returns an
+// *OpenError (matching ErrOpen or ErrTooManyProbes) and the call must not
+// be made. Otherwise the caller makes the call and then calls done exactly
+// once with its outcome.
+func (b *Breaker) Allow() (done func(Outcome), err error) {
+	switch State(b.state.Load()) {
+	case Closed:
+		if !b.timeCalls {
+			return b.doneFn, nil
+		}
+		start := b.s.clock.Now()
+		return func(o Outcome) { b.record(o, b.s.clock.Now().Sub(start)) }, nil
+	case Open:
+		return nil, b.reject()
+	}
+	return b.allowProbe()
+}
+
+// Execute runs fn if the breaker allows it and records its outcome: a nil
+// error is a success; an error is a failure, except that the context's own
+// cancellation (ctx.Err() != nil, the caller gave up) is neutral. A panic in
+// fn is recorded as a failure and re-raised.
+func (b *Breaker) Execute(ctx context.Context, fn func(ctx context.Context) error) error {
+	st := State(b.state.Load())
+	if st == Open {
+		return b.reject()
+	}
+	if st == HalfOpen {
+		done, err := b.allowProbe()
+		if err != nil {
+			return err
+		}
+		return runAndReport(ctx, fn, done)
+	}
+	var start time.Time
+	if b.timeCalls {
+		start = b.s.clock.Now()
+	}
+	failed := true
+	defer func() {
+		if failed { // fn panicked
+			b.record(Failure, 0)
+		}
+	}()
+	err := fn(ctx)
+	failed = false
+	var d time.Duration
+	if b.timeCalls {
+		d = b.s.clock.Now().Sub(start)
+	}
+	b.record(outcomeOf(ctx, err), d)
+	return err
+}
+
+func runAndReport(ctx context.Context, fn func(ctx context.Context) error, done func(Outcome)) error {
+	reported := false
+	defer func() {
+		if !reported {
+			done(Failure)
+		}
+	}()
+	err := fn(ctx)
+	reported = true
+	done(outcomeOf(ctx, err))
+	return err
+}
+
+func outcomeOf(ctx context.Context, err error) Outcome {
+	switch {
+	case err == nil:
+		return Success
+	case ctx.Err() != nil:
+		return Neutral
+	}
+	return Failure
+}
+
+func (b *Breaker) reject() error {
+	if metricsOn.Load() {
+		b.stats.rejected.Add(1)
+	}
+	if e := b.openErr.Load(); e != nil {
+		return e
+	}
+	return b.tooMany // the breaker moved on meanwhile
+}
+
+// doneClosed is the done function of calls made in the closed state when
+// calls are not timed. It is built once, so Allow allocates nothing.
+func (b *Breaker) doneClosed(o Outcome) { b.record(o, 0) }
+
+// record counts the outcome of a call made in the closed state.
+func (b *Breaker) record(o Outcome, d time.Duration) {
+	if metricsOn.Load() {
+		b.stats.add(o)
+	}
+	if !b.useWindow {
+		switch o {
+		case Failure:
+			if n := b.consec.Add(1); b.s.consecutive > 0 && n >= int64(b.s.consecutive) {
+				b.trip(Closed)
+			}
+		case Success:
+			if b.consec.Load() != 0 {
+				b.consec.Store(0)
+			}
+		}
+		return
+	}
+	if o == Neutral {
+		return
+	}
+	slow := b.timeCalls && d > b.s.slowThreshold
+	b.mu.Lock()
+	if State(b.state.Load()) != Closed {
+		b.mu.Unlock()
+		return
+	}
+	if o == Failure {
+		b.consec.Add(1)
+	} else {
+		b.consec.Store(0)
+	}
+	b.win.add(o == Failure, slow, b.now())
+	trip := b.s.consecutive > 0 && b.consec.Load() >= int64(b.s.consecutive)
+	if calls, fails, slows := b.win.totals(); calls >= b.s.minCalls {
+		if b.s.failureRate > 0 && float64(fails) >= b.s.failureRate*float64(calls) {
+			trip = true
+		}
+		if b.s.slowRate > 0 && float64(slows) >= b.s.slowRate*float64(calls) {
+			trip = true
+		}
+	}
+	if trip {
+		b.tripLocked(Closed)
+	}
+	b.mu.Unlock()
+	b.dispatch()
+}
+
+// now reads the clock; only the rate rules need it on the closed path.
+func (b *Breaker) now() time.Time {
+	if b.s.windowTime > 0 {
+		return b.s.clock.Now()
+	}
+	return time.Time{}
+}
+
+// trip opens the breaker if it is still in state from.
+func (b *Breaker) trip(from State) {
+	b.mu.Lock()
+	b.tripLocked(from)
+	b.mu.Unlock()
+	b.dispatch()
+}
+
+func (b *Breaker) tripLocked(from State) {
+	if State(b.state.Load()) != from {
+		return
+	}
+	d := min(b.openBO.NextBackOff(), b.s.maxOpen) // jitter may overshoot the cap
+	if b.hint > d {
+		d = b.hint
+	}
+	b.hint = 0
+	b.openFor(d)
+	b.change(from, Open)
+}
+
+// openFor (re)schedules the end of the open period; mu is held.
+func (b *Breaker) openFor(d time.Duration) {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.nextProbe = b.s.clock.Now().Add(d)
+	b.openErr.Store(&OpenError{Name: b.s.name, NextProbe: b.nextProbe, Err: ErrOpen, clock: b.s.clock})
+	b.gen++
+	gen := b.gen
+	b.timer = b.s.clock.AfterFunc(d, func() { b.halfOpen(gen) })
+}
+
+// change records a change of state; mu is held.
+func (b *Breaker) change(from, to State) {
+	b.state.Store(int32(to))
+	if to != Open {
+		b.gen++
+	}
+	b.stats.transitions[to].Add(1)
+	b.evMu.Lock()
+	b.events = append(b.events, event{from, to})
+	b.evMu.Unlock()
+}
+
+func (b *Breaker) halfOpen(gen uint64) {
+	b.mu.Lock()
+	if b.gen != gen || State(b.state.Load()) != Open {
+		b.mu.Unlock()
+		return
+	}
+	b.probes, b.probeOK = 0, 0
+	b.timer = nil
+	b.change(Open, HalfOpen)
+	b.mu.Unlock()
+	b.dispatch()
+}
+
+func (b *Breaker) allowProbe() (func(Outcome), error) {
+	b.mu.Lock()
+	switch State(b.state.Load()) {
+	case Closed:
+		b.mu.Unlock()
+		return b.Allow()
+	case Open:
+		b.mu.Unlock()
+		return nil, b.reject()
+	}
+	if b.probes >= b.s.maxProbes {
+		b.mu.Unlock()
+		if metricsOn.Load() {
+			b.stats.rejected.Add(1)
+		}
+		return nil, b.tooMany
+	}
+	b.probes++
+	gen := b.gen
+	if b.timer == nil {
+		b.timer = b.s.clock.AfterFunc(b.s.probeTimeout, func() { b.probesTimedOut(gen) })
+	}
+	b.mu.Unlock()
+	var once atomic.Bool
+	return func(o Outcome) {
+		if once.CompareAndSwap(false, true) {
+			b.probeDone(gen, o)
+		}
+	}, nil
+}
+
+func (b *Breaker) probeDone(gen uint64, o Outcome) {
+	if metricsOn.Load() {
+		b.stats.add(o)
+	}
+	b.mu.Lock()
+	if b.gen != gen || State(b.state.Load()) != HalfOpen {
+		b.mu.Unlock()
+		return
+	}
+	b.probes--
+	switch o {
+	case Failure:
+		b.tripLocked(HalfOpen)
+	case Success:
+		b.probeOK++
+		if b.probeOK >= b.s.maxProbes {
+			b.closeLocked()
+		}
+	}
+	b.mu.Unlock()
+	b.dispatch()
+}
+
+func (b *Breaker) probesTimedOut(gen uint64) {
+	b.mu.Lock()
+	if b.gen == gen && State(b.state.Load()) == HalfOpen {
+		b.timer = nil
+		b.tripLocked(HalfOpen)
+	}
+	b.mu.Unlock()
+	b.dispatch()
+}
+
+// closeLocked closes the breaker after a clean half-open period: the open
+// duration starts again from its first value.
+func (b *Breaker) closeLocked() {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	b.openBO.Reset()
+	b.consec.Store(0)
+	b.win.reset()
+	b.openErr.Store(nil)
+	b.nextProbe = time.Time{}
+	b.change(HalfOpen, Closed)
+}
+
+// RetryAfter tells the breaker that the target asked callers to wait d (an
+// HTTP Retry-After). If the breaker is open it stays open at least d from
+// now; otherwise the next trip opens it for at least d.
+func (b *Breaker) RetryAfter(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	b.mu.Lock()
+	if State(b.state.Load()) == Open {
+		if until := b.s.clock.Now().Add(d); until.After(b.nextProbe) {
+			b.openFor(d)
+		}
+	} else {
+		b.hint = max(b.hint, d)
+	}
+	b.mu.Unlock()
+}
+
+// dispatch runs the state-change callbacks for queued changes, in order,
+// outside mu. A callback that changes the breaker queues more changes,
+// which the goroutine already dispatching runs after it returns.
+func (b *Breaker) dispatch() {
+	b.evMu.Lock()
+	if b.dispatching || len(b.events) == 0 {
+		b.evMu.Unlock()
+		return
+	}
+	b.dispatching = true
+	for len(b.events) > 0 {
+		ev := b.events[0]
+		b.events = b.events[1:]
+		b.evMu.Unlock()
+		for _, f := range b.s.onChange {
+			f(b.s.name, ev.from, ev.to)
+		}
+		b.evMu.Lock()
+	}
+	b.dispatching = false
+	b.evMu.Unlock()
+}
+
+// Snapshot is a breaker's state at one moment, for /health and dashboards.
+type Snapshot struct {
+	// Name is the breaker's name.
+	Name string `json:"name"`
+	// State is closed, half-open or open.
+	State State `json:"-"`
+	// StateName is State as text.
+	StateName string `json:"state"`
+	// ConsecutiveFailures counts failures in a row in the closed state.
+	ConsecutiveFailures int `json:"consecutiveFailures"`
+	// Calls, Failures and Slow count the calls in the sliding window
+	// (only when a rate rule is on).
+	Calls    int `json:"calls"`
+	Failures int `json:"failures"`
+	Slow     int `json:"slow"`
+	// FailureRate and SlowRate are Failures/Calls and Slow/Calls.
+	FailureRate float64 `json:"failureRate"`
+	SlowRate    float64 `json:"slowRate"`
+	// NextProbe is when an open breaker admits a probe; zero otherwise.
+	NextProbe time.Time `json:"nextProbe,omitzero"`
+	// Trips counts the times the breaker opened.
+	Trips int64 `json:"trips"`
+}
+
+// State returns a snapshot of the breaker.
+func (b *Breaker) State() Snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := State(b.state.Load())
+	if b.win.width > 0 {
+		b.win.expire(b.s.clock.Now())
+	}
+	calls, fails, slows := b.win.totals()
+	s := Snapshot{
+		Name:                b.s.name,
+		State:               st,
+		StateName:           st.String(),
+		ConsecutiveFailures: int(b.consec.Load()),
+		Calls:               calls,
+		Failures:            fails,
+		Slow:                slows,
+		Trips:               b.stats.transitions[Open].Load(),
+	}
+	if calls > 0 {
+		s.FailureRate = float64(fails) / float64(calls)
+		s.SlowRate = float64(slows) / float64(calls)
+	}
+	if st == Open {
+		s.NextProbe = b.nextProbe
+	}
+	return s
+}

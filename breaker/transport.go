@@ -1,0 +1,417 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Defaults of Transport.
+const (
+	// DefaultRetries is how many times a failed idempotent request is
+	// retried: 2, so at most 3 attempts.
+	DefaultRetries = 2
+	// DefaultAttemptTimeout bounds each attempt, reading the response
+	// body included. The caller's context bounds the whole call.
+	DefaultAttemptTimeout = 2 * time.Second
+	// DefaultRetryBackoff is the cap of the first retry's delay; each
+	// retry doubles it up to DefaultMaxRetryBackoff. The delay itself is
+	// drawn uniformly below the cap ("full jitter").
+	DefaultRetryBackoff = 100 * time.Millisecond
+	// DefaultMaxRetryBackoff caps a retry's delay.
+	DefaultMaxRetryBackoff = 2 * time.Second
+	// DefaultIdleTimeout is how long the breaker of a host that gets no
+	// calls is kept (when closed) before it is dropped.
+	DefaultIdleTimeout = 10 * time.Minute
+	// maxDrain bounds how much of a failed response's body is read so that
+	// its connection can be reused.
+	maxDrain = 64 << 10
+)
+
+type transportSettings struct {
+	retries        int
+	attemptTimeout time.Duration
+	backoffFirst   time.Duration
+	backoffMax     time.Duration
+	idle           time.Duration
+	classify       func(*http.Response, error) Outcome
+}
+
+func defaultTransportSettings() transportSettings {
+	return transportSettings{
+		retries:        DefaultRetries,
+		attemptTimeout: DefaultAttemptTimeout,
+		backoffFirst:   DefaultRetryBackoff,
+		backoffMax:     DefaultMaxRetryBackoff,
+		idle:           DefaultIdleTimeout,
+		classify:       Classify,
+	}
+}
+
+// WithRetries sets how many times Transport retries a failed idempotent
+// request (default DefaultRetries). Zero turns retries off.
+func WithRetries(n int) Option {
+	return func(s *settings) { s.transport.retries = max(n, 0) }
+}
+
+// WithAttemptTimeout bounds each attempt of Transport (default
+// DefaultAttemptTimeout). Zero leaves only the caller's context.
+func WithAttemptTimeout(d time.Duration) Option {
+	return func(s *settings) { s.transport.attemptTimeout = max(d, 0) }
+}
+
+// WithRetryBackoff sets the cap of the first retry delay and the largest
+// cap (defaults DefaultRetryBackoff and DefaultMaxRetryBackoff).
+func WithRetryBackoff(first, max time.Duration) Option {
+	return func(s *settings) {
+		if first > 0 {
+			s.transport.backoffFirst = first
+		}
+		if max >= s.transport.backoffFirst {
+			s.transport.backoffMax = max
+		}
+	}
+}
+
+// WithIdleTimeout sets how long an unused host's breaker is kept (default
+// DefaultIdleTimeout).
+func WithIdleTimeout(d time.Duration) Option {
+	return func(s *settings) {
+		if d > 0 {
+			s.transport.idle = d
+		}
+	}
+}
+
+// WithClassifier replaces Classify, which decides what a response or an
+// error means to the breaker and whether to retry (only Failure is
+// retried).
+func WithClassifier(f func(*http.Response, error) Outcome) Option {
+	return func(s *settings) { s.transport.classify = f }
+}
+
+// Classify is the default classifier of Transport: a transport error
+// (a timed-out attempt included), a 5xx and a 429 are failures; a 4xx other
+// than 429 is neutral (the caller's mistake says nothing of the target's
+// health); anything else is a success.
+func Classify(res *http.Response, err error) Outcome {
+	switch {
+	case err != nil:
+		return Failure
+	case res.StatusCode >= 500 || res.StatusCode == http.StatusTooManyRequests:
+		return Failure
+	case res.StatusCode >= 400:
+		return Neutral
+	}
+	return Success
+}
+
+// transport is the RoundTripper returned by Transport.
+type transport struct {
+	base http.RoundTripper
+	s    settings
+
+	mu        sync.RWMutex
+	hosts     map[string]*hostBreaker
+	lastSweep atomic.Int64
+}
+
+type hostBreaker struct {
+	b    *Breaker
+	used atomic.Int64 // unix nanoseconds of the last call
+}
+
+// Transport returns an http.RoundTripper that sends requests through base
+// (http.DefaultTransport if nil) with one breaker per target host (the
+// request URL's host: the service name when base dials services by name).
+// A breaker is made on a host's first call and dropped after
+// DefaultIdleTimeout without calls.
+//
+// A refused call fails at once with a *CallError wrapping the breaker's
+// *OpenError. A failed attempt (see Classify) of an idempotent request —
+// GET, HEAD, OPTIONS, PUT, DELETE, TRACE, or any request with an
+// Idempotency-Key header — whose body can be sent again (none, or GetBody
+// set) is retried up to DefaultRetries times after an exponential, fully
+// jittered delay; a POST without Idempotency-Key is never retried. A 429
+// or 503 with Retry-After waits that long instead when the caller's deadline
+// allows it, and otherwise gives up at once, saying so. Each attempt is
+// bounded by DefaultAttemptTimeout, and the whole call by the request's
+// context. Bodies of failed attempts are drained (up to 64 KiB) and closed
+// so connections are reused.
+//
+// When the last attempt got a response, that response is returned with a
+// nil error, as http.Client does for any status; when it got an error, the
+// error is a *CallError listing every attempt.
+func Transport(base http.RoundTripper, opts ...Option) http.RoundTripper {
+	s := defaultSettings()
+	for _, o := range opts {
+		o(&s)
+	}
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	t := &transport{base: base, s: s, hosts: map[string]*hostBreaker{}}
+	t.lastSweep.Store(s.clock.Now().UnixNano())
+	return t
+}
+
+// NewClient returns an *http.Client whose transport is Transport(base,
+// opts...). It sets no Client.Timeout: use the request's context.
+func NewClient(base http.RoundTripper, opts ...Option) *http.Client {
+	return &http.Client{Transport: Transport(base, opts...)}
+}
+
+// breaker returns the breaker of host, making it on first use.
+func (t *transport) breaker(host string, now int64) *Breaker {
+	t.mu.RLock()
+	h := t.hosts[host]
+	t.mu.RUnlock()
+	if h == nil {
+		t.mu.Lock()
+		if h = t.hosts[host]; h == nil {
+			s := t.s
+			s.name = host
+			h = &hostBreaker{b: newBreaker(s)}
+			t.hosts[host] = h
+		}
+		t.mu.Unlock()
+	}
+	if now-h.used.Load() > int64(time.Second) {
+		h.used.Store(now)
+	}
+	if last := t.lastSweep.Load(); now-last > int64(t.s.transport.idle) && t.lastSweep.CompareAndSwap(last, now) {
+		t.sweep(now)
+	}
+	return h.b
+}
+
+// sweep drops the closed breakers of hosts idle for longer than the idle
+// timeout.
+func (t *transport) sweep(now int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for host, h := range t.hosts {
+		if now-h.used.Load() > int64(t.s.transport.idle) && State(h.b.state.Load()) == Closed {
+			delete(t.hosts, host)
+		}
+	}
+}
+
+// Breaker returns the breaker of host if the transport has one: for tests,
+// /health and dashboards.
+func (t *transport) Breaker(host string) *Breaker {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if h := t.hosts[host]; h != nil {
+		return h.b
+	}
+	return nil
+}
+
+// Breakers returns a snapshot of every host's breaker.
+func (t *transport) Breakers() []Snapshot {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]Snapshot, 0, len(t.hosts))
+	for _, h := range t.hosts {
+		out = append(out, h.b.State())
+	}
+	return out
+}
+
+// BreakerSet is implemented by the RoundTripper that Transport returns.
+type BreakerSet interface {
+	// Breaker returns the breaker of host, or nil if it has none.
+	Breaker(host string) *Breaker
+	// Breakers returns a snapshot of every host's breaker.
+	Breakers() []Snapshot
+}
+
+var _ BreakerSet = (*transport)(nil)
+
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+	default:
+		if req.Header.Get("Idempotency-Key") == "" {
+			return false
+		}
+	}
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	clock := t.s.clock
+	ctx := req.Context()
+	b := t.breaker(req.URL.Host, clock.Now().UnixNano())
+	ts := &t.s.transport
+	maxAttempts := 1
+	if ts.retries > 0 && idempotent(req) {
+		maxAttempts += ts.retries
+	}
+	var (
+		attempts []string
+		bo       *backoff.ExponentialBackOff
+		lastErr  error
+	)
+	for n := 1; ; n++ {
+		done, err := b.Allow()
+		if err != nil {
+			attempts = append(attempts, err.Error())
+			return nil, &CallError{Name: b.s.name, Attempts: attempts, Err: err}
+		}
+		r := req
+		if n > 1 && req.Body != nil && req.Body != http.NoBody {
+			body, err := req.GetBody()
+			if err != nil {
+				done(Neutral)
+				attempts = append(attempts, "rewind body: "+err.Error())
+				return nil, &CallError{Name: b.s.name, Attempts: attempts, Err: err}
+			}
+			r = req.Clone(ctx)
+			r.Body = body
+		}
+		cancel := context.CancelFunc(nil)
+		if ts.attemptTimeout > 0 {
+			var actx context.Context
+			actx, cancel = context.WithTimeout(ctx, ts.attemptTimeout)
+			r = r.WithContext(actx)
+		}
+		res, err := t.base.RoundTrip(r)
+		outcome := ts.classify(res, err)
+		if err != nil && ctx.Err() != nil {
+			outcome = Neutral // the caller gave up
+		}
+		var retryAfter time.Duration
+		if res != nil && (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable) {
+			retryAfter = parseRetryAfter(res.Header.Get("Retry-After"), clock.Now())
+			b.RetryAfter(retryAfter)
+		}
+		done(outcome)
+		if outcome != Failure || n >= maxAttempts {
+			if err != nil {
+				if cancel != nil {
+					cancel()
+				}
+				if outcome != Failure && n == 1 {
+					return nil, err
+				}
+				attempts = append(attempts, describe(err, ctx, ts.attemptTimeout))
+				return nil, &CallError{Name: b.s.name, Attempts: attempts, Err: err}
+			}
+			if cancel != nil {
+				res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
+			}
+			return res, nil
+		}
+		// A failed attempt that will be retried.
+		if err != nil {
+			attempts = append(attempts, describe(err, ctx, ts.attemptTimeout))
+			lastErr = err
+		} else {
+			attempts = append(attempts, res.Status)
+			lastErr = nil
+			drain(res.Body)
+		}
+		if cancel != nil {
+			cancel()
+		}
+		var delay time.Duration
+		if retryAfter > 0 {
+			delay = retryAfter
+			if dl, ok := ctx.Deadline(); ok && clock.Now().Add(delay).After(dl) {
+				return nil, &CallError{Name: b.s.name, Attempts: attempts, Err: lastErr,
+					Note: fmt.Sprintf("gave up: Retry-After %v is past the caller's deadline", delay)}
+			}
+		} else {
+			if bo == nil {
+				bo = backoff.NewExponentialBackOff()
+				bo.InitialInterval = ts.backoffFirst
+				bo.MaxInterval = ts.backoffMax
+				bo.Multiplier = 2
+				bo.RandomizationFactor = 0 // full jitter is applied below
+				bo.MaxElapsedTime = 0      // bounded by the attempt count and the caller's context
+				bo.Reset()
+			}
+			delay = time.Duration(rand.Int64N(int64(bo.NextBackOff()) + 1))
+		}
+		if err := wait(ctx, clock, delay); err != nil {
+			return nil, &CallError{Name: b.s.name, Attempts: attempts, Err: err, Note: "caller gave up while waiting to retry"}
+		}
+	}
+}
+
+func wait(ctx context.Context, clock Clock, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	ch := make(chan struct{})
+	t := clock.AfterFunc(d, func() { close(ch) })
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// describe names an attempt's error the way an operator reads it.
+func describe(err error, caller context.Context, timeout time.Duration) string {
+	switch {
+	case caller.Err() != nil:
+		return "canceled by the caller: " + caller.Err().Error()
+	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
+		return fmt.Sprintf("timeout after %v", timeout)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed before the response"
+	}
+	return err.Error()
+}
+
+// parseRetryAfter reads a Retry-After value: seconds, or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		return time.Duration(max(secs, 0)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
+}
+
+func drain(body io.ReadCloser) {
+	io.Copy(io.Discard, io.LimitReader(body, maxDrain))
+	body.Close()
+}
+
+// cancelBody ends an attempt's context when the caller closes the body.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelBody) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}

@@ -1,0 +1,317 @@
+package breaker_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/flotilla-go/flotilla/breaker"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// httptest servers keep idle keep-alive readers until closed.
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+// counted is a test server that counts requests and answers with next.
+type counted struct {
+	*httptest.Server
+	hits atomic.Int32
+}
+
+func serve(t *testing.T, h func(n int32, w http.ResponseWriter, r *http.Request)) *counted {
+	t.Helper()
+	c := &counted{}
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h(c.hits.Add(1), w, r)
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
+func client(t *testing.T, opts ...breaker.Option) *http.Client {
+	t.Helper()
+	base := &http.Transport{}
+	t.Cleanup(base.CloseIdleConnections)
+	opts = append([]breaker.Option{breaker.WithRetryBackoff(time.Millisecond, 2*time.Millisecond)}, opts...)
+	return breaker.NewClient(base, opts...)
+}
+
+func get(ctx context.Context, c *http.Client, url string) (*http.Response, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return c.Do(req)
+}
+
+func TestTransport_Healthy(t *testing.T) {
+	srv := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	c := client(t)
+	for range 3 {
+		res, err := get(context.Background(), c, srv.URL)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		assert.Equal(t, "ok", string(body))
+	}
+	assert.Equal(t, int32(3), srv.hits.Load())
+	set := c.Transport.(breaker.BreakerSet)
+	b := set.Breaker(strings.TrimPrefix(srv.URL, "http://"))
+	require.NotNil(t, b, "one breaker per host")
+	assert.Equal(t, breaker.Closed, b.State().State)
+	assert.Len(t, set.Breakers(), 1)
+}
+
+// GET is retried; the last response is returned as it is.
+func TestTransport_RetriesGET(t *testing.T) {
+	srv := serve(t, func(n int32, w http.ResponseWriter, _ *http.Request) {
+		if n < 3 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "third time")
+	})
+	res, err := get(context.Background(), client(t), srv.URL)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	assert.Equal(t, "third time", string(body))
+	assert.Equal(t, int32(3), srv.hits.Load())
+}
+
+func TestTransport_NeverRetriesPlainPOST(t *testing.T) {
+	srv := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	})
+	res, err := client(t).Post(srv.URL, "text/plain", strings.NewReader("pay 10"))
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode)
+	assert.Equal(t, int32(1), srv.hits.Load())
+}
+
+func TestTransport_RetriesPOSTWithIdempotencyKey(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	srv := serve(t, func(n int32, w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b)+"|"+r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
+		if n == 1 {
+			http.Error(w, "busy", http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{"amount":10}`))
+	req.Header.Set("Idempotency-Key", "k-123")
+	res, err := client(t).Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusCreated, res.StatusCode)
+	assert.Equal(t, []string{`{"amount":10}|k-123`, `{"amount":10}|k-123`}, bodies, "the same body twice")
+}
+
+// A 503 with Retry-After waits that long when the deadline allows it.
+func TestTransport_RetryAfterWithinDeadline(t *testing.T) {
+	srv := serve(t, func(n int32, w http.ResponseWriter, _ *http.Request) {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := get(ctx, client(t), srv.URL)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.GreaterOrEqual(t, time.Since(start), time.Second, "waited for Retry-After")
+}
+
+// A Retry-After past the caller's deadline gives up at once and says so.
+func TestTransport_RetryAfterPastDeadline(t *testing.T) {
+	srv := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "120")
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := get(ctx, client(t), srv.URL)
+	require.Error(t, err)
+	var ce *breaker.CallError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, []string{"429 Too Many Requests"}, ce.Attempts)
+	assert.Contains(t, err.Error(), "Retry-After 2m0s is past the caller's deadline")
+	assert.NoError(t, ctx.Err(), "returned before the deadline")
+	assert.Equal(t, int32(1), srv.hits.Load())
+}
+
+// A hanging target: every attempt times out, the error lists them all.
+func TestTransport_HangingTarget(t *testing.T) {
+	release := make(chan struct{})
+	srv := serve(t, func(_ int32, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	_, err := get(context.Background(), client(t, breaker.WithAttemptTimeout(50*time.Millisecond)), srv.URL)
+	require.Error(t, err)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	var ce *breaker.CallError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, `breaker "`+host+`": 3 attempts: timeout after 50ms, timeout after 50ms, timeout after 50ms`, ce.Error())
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// The caller's deadline bounds the whole call, retries included.
+func TestTransport_CallerDeadline(t *testing.T) {
+	release := make(chan struct{})
+	srv := serve(t, func(_ int32, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := get(ctx, client(t), srv.URL) // attempts would allow 2 s each
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, int32(1), srv.hits.Load(), "no retry after the caller gave up")
+}
+
+func TestTransport_ResetAndRefused(t *testing.T) {
+	srv := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			if tc, ok := conn.(*net.TCPConn); ok {
+				tc.SetLinger(0) // RST instead of FIN
+			}
+			conn.Close()
+		}
+	})
+	_, err := get(context.Background(), client(t), srv.URL)
+	require.Error(t, err)
+	var ce *breaker.CallError
+	require.ErrorAs(t, err, &ce)
+	assert.Len(t, ce.Attempts, 3)
+	for _, a := range ce.Attempts {
+		assert.Contains(t, []string{"connection reset", "connection closed before the response"}, a)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	_, err = get(context.Background(), client(t, breaker.WithRetries(1)), "http://"+addr)
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, `breaker "`+addr+`": 2 attempts: connection refused, connection refused`, ce.Error())
+}
+
+// After enough failures the breaker opens and calls fail fast without
+// reaching the target; once it recovers, calls go through again.
+func TestTransport_OpensAndFailsFast(t *testing.T) {
+	var healthy atomic.Bool
+	srv := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {
+		if !healthy.Load() {
+			http.Error(w, "down", http.StatusInternalServerError)
+		}
+	})
+	clk := newFakeClock()
+	c := client(t, breaker.WithRetries(0), breaker.WithClock(clk))
+	for range 5 {
+		res, err := get(context.Background(), c, srv.URL)
+		require.NoError(t, err)
+		res.Body.Close()
+	}
+	_, err := get(context.Background(), c, srv.URL)
+	require.ErrorIs(t, err, breaker.ErrOpen)
+	var oe *breaker.OpenError
+	require.ErrorAs(t, err, &oe)
+	assert.Equal(t, int32(5), srv.hits.Load(), "the open breaker did not call")
+
+	healthy.Store(true)
+	clk.Advance(2 * time.Second)
+	res, err := get(context.Background(), c, srv.URL)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, breaker.Closed, c.Transport.(breaker.BreakerSet).Breakers()[0].State)
+}
+
+// 4xx other than 429 is neutral: it neither trips nor is retried.
+func TestTransport_ClientErrorsAreNeutral(t *testing.T) {
+	srv := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) })
+	c := client(t)
+	for range 10 {
+		res, err := get(context.Background(), c, srv.URL)
+		require.NoError(t, err)
+		res.Body.Close()
+	}
+	assert.Equal(t, int32(10), srv.hits.Load())
+	assert.Equal(t, breaker.Closed, c.Transport.(breaker.BreakerSet).Breakers()[0].State)
+}
+
+func TestTransport_Classifier(t *testing.T) {
+	srv := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusConflict) })
+	c := client(t, breaker.WithClassifier(func(res *http.Response, err error) breaker.Outcome {
+		if err == nil && res.StatusCode == http.StatusConflict {
+			return breaker.Failure
+		}
+		return breaker.Classify(res, err)
+	}))
+	res, err := get(context.Background(), c, srv.URL)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, int32(3), srv.hits.Load(), "409 counted as failure and retried")
+}
+
+// Failed attempts' bodies are drained and closed, so one connection serves
+// every attempt.
+func TestTransport_ReusesConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, strings.Repeat("x", 10_000), http.StatusServiceUnavailable)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := client(t, breaker.WithConsecutiveFailures(0))
+	for range 5 {
+		res, err := get(context.Background(), c, srv.URL)
+		require.NoError(t, err)
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	assert.Equal(t, int32(1), conns.Load())
+}
+
+func TestCallError(t *testing.T) {
+	inner := errors.New("dial failed")
+	e := &breaker.CallError{Name: "agent-geo", Attempts: []string{"503 Service Unavailable", "timeout after 2s", "connection refused"}, Err: inner}
+	assert.Equal(t, `breaker "agent-geo": 3 attempts: 503 Service Unavailable, timeout after 2s, connection refused`, e.Error())
+	assert.ErrorIs(t, e, inner)
+}
