@@ -150,6 +150,9 @@ func (b *Breaker) Execute(ctx context.Context, fn func(ctx context.Context) erro
 		}
 		return runAndReport(ctx, fn, done)
 	}
+	if !b.useWindow {
+		return b.executeConsecutive(ctx, fn)
+	}
 	var start time.Time
 	if b.timeCalls {
 		start = b.s.clock.Now()
@@ -167,6 +170,30 @@ func (b *Breaker) Execute(ctx context.Context, fn func(ctx context.Context) erro
 		d = b.s.clock.Now().Sub(start)
 	}
 	b.record(outcomeOf(ctx, err), d)
+	return err
+}
+
+// executeConsecutive is Execute's closed path when only the consecutive
+// failures rule is on: two atomic loads around the call, no lock, no clock.
+func (b *Breaker) executeConsecutive(ctx context.Context, fn func(ctx context.Context) error) error {
+	failed := true
+	defer func() {
+		if failed {
+			b.record(Failure, 0)
+		}
+	}()
+	err := fn(ctx)
+	failed = false
+	if err == nil {
+		if metricsOn.Load() {
+			b.stats.success.Add(1)
+		}
+		if b.consec.Load() != 0 {
+			b.consec.Store(0)
+		}
+		return nil
+	}
+	b.record(outcomeOf(ctx, err), 0)
 	return err
 }
 

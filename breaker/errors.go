@@ -24,7 +24,7 @@ type OpenError struct {
 	// for ErrTooManyProbes.
 	NextProbe time.Time
 	// Err is ErrOpen or ErrTooManyProbes.
-	Err error
+	Err   error
 	clock Clock
 }
 
