@@ -2,19 +2,18 @@ package breaker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/flotilla-go/flotilla/internal/neterr"
 )
 
 // Defaults of Transport.
@@ -370,19 +369,10 @@ func wait(ctx context.Context, clock Clock, d time.Duration) error {
 
 // describe names an attempt's error the way an operator reads it.
 func describe(err error, caller context.Context, timeout time.Duration) string {
-	switch {
-	case caller.Err() != nil:
+	if caller.Err() != nil {
 		return "canceled by the caller: " + caller.Err().Error()
-	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
-		return fmt.Sprintf("timeout after %v", timeout)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed before the response"
 	}
-	return err.Error()
+	return neterr.Describe(err, timeout)
 }
 
 // parseRetryAfter reads a Retry-After value: seconds, or an HTTP date.

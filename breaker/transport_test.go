@@ -164,7 +164,9 @@ func TestTransport_RetryAfterPastDeadline(t *testing.T) {
 }
 
 // A hanging target: every attempt times out, the error lists them all.
-func TestTransport_HangingTarget(t *testing.T) {
+// hanging starts a server whose handler answers only when the client goes
+// away or the test ends.
+func hanging(t *testing.T) *counted {
 	release := make(chan struct{})
 	srv := serve(t, func(_ int32, w http.ResponseWriter, r *http.Request) {
 		select {
@@ -172,7 +174,12 @@ func TestTransport_HangingTarget(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
-	defer close(release)
+	t.Cleanup(func() { close(release) }) // runs before the server's Close
+	return srv
+}
+
+func TestTransport_HangingTarget(t *testing.T) {
+	srv := hanging(t)
 	_, err := get(context.Background(), client(t, breaker.WithAttemptTimeout(50*time.Millisecond)), srv.URL)
 	require.Error(t, err)
 	host := strings.TrimPrefix(srv.URL, "http://")
@@ -184,14 +191,7 @@ func TestTransport_HangingTarget(t *testing.T) {
 
 // The caller's deadline bounds the whole call, retries included.
 func TestTransport_CallerDeadline(t *testing.T) {
-	release := make(chan struct{})
-	srv := serve(t, func(_ int32, w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	defer close(release)
+	srv := hanging(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err := get(ctx, client(t), srv.URL) // attempts would allow 2 s each

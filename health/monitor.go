@@ -3,18 +3,16 @@ package health
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/flotilla-go/flotilla/internal/neterr"
 )
 
 // Defaults of NewMonitor.
@@ -344,12 +342,12 @@ func (m *Monitor) probe(ctx context.Context, t Target) (Status, string) {
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return Fail, describe(err, m.timeout)
+		return Fail, neterr.Describe(err, m.timeout)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
 	if err != nil {
-		return Fail, describe(err, m.timeout)
+		return Fail, neterr.Describe(err, m.timeout)
 	}
 	io.Copy(io.Discard, io.LimitReader(res.Body, maxBody)) // let the connection be reused
 	ct, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
@@ -394,23 +392,4 @@ func reportReason(res *http.Response, hr *Response) string {
 		reason += " (" + strings.Join(keys, "; ") + ")"
 	}
 	return reason
-}
-
-// describe names a probe error the way an operator reads it.
-func describe(err error, timeout time.Duration) string {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded) || os.IsTimeout(err):
-		return fmt.Sprintf("timeout after %v", timeout)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ENOENT):
-		return "no socket file"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	}
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return "unknown host " + dns.Name
-	}
-	return err.Error()
 }
