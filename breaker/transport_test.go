@@ -315,3 +315,51 @@ func TestCallError(t *testing.T) {
 	assert.Equal(t, `breaker "agent-geo": 3 attempts: 503 Service Unavailable, timeout after 2s, connection refused`, e.Error())
 	assert.ErrorIs(t, e, inner)
 }
+
+// A slow target trips the slow-call rule although every call succeeds.
+func TestTransport_SlowTarget(t *testing.T) {
+	srv := serve(t, func(_ int32, w http.ResponseWriter, r *http.Request) {
+		select { // answers late, but answers
+		case <-time.After(30 * time.Millisecond):
+		case <-r.Context().Done():
+		}
+	})
+	c := client(t, breaker.WithSlowCalls(5*time.Millisecond, 0.5), breaker.WithMinCalls(3))
+	for range 3 {
+		res, err := get(context.Background(), c, srv.URL)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, res.StatusCode)
+		res.Body.Close()
+	}
+	s := c.Transport.(breaker.BreakerSet).Breakers()[0]
+	assert.Equal(t, breaker.Open, s.State)
+	assert.Equal(t, 3, s.Slow)
+	_, err := get(context.Background(), c, srv.URL)
+	assert.ErrorIs(t, err, breaker.ErrOpen)
+	assert.Equal(t, int32(3), srv.hits.Load())
+}
+
+// The breaker of a host that gets no calls for the idle timeout is dropped.
+func TestTransport_IdleBreakersDropped(t *testing.T) {
+	a := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {})
+	b := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {})
+	clk := newFakeClock()
+	c := client(t, breaker.WithClock(clk), breaker.WithIdleTimeout(time.Minute))
+	set := c.Transport.(breaker.BreakerSet)
+	for _, u := range []string{a.URL, b.URL} {
+		res, err := get(context.Background(), c, u)
+		require.NoError(t, err)
+		res.Body.Close()
+	}
+	require.Len(t, set.Breakers(), 2)
+	clk.Advance(45 * time.Second)
+	res, err := get(context.Background(), c, b.URL) // b stays in use
+	require.NoError(t, err)
+	res.Body.Close()
+	clk.Advance(45 * time.Second)
+	res, err = get(context.Background(), c, b.URL) // the sweep runs: a idle for 90 s
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Nil(t, set.Breaker(strings.TrimPrefix(a.URL, "http://")))
+	assert.NotNil(t, set.Breaker(strings.TrimPrefix(b.URL, "http://")))
+}
