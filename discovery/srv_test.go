@@ -1,0 +1,196 @@
+package discovery_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/discovery"
+)
+
+// needTool returns the path of a program an integration test runs. It skips
+// the test when the program is missing, unless FLOTILLA_REQUIRE_INTEGRATION
+// is set (as .ci/run does), when it fails.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	for _, dir := range []string{"", "/usr/sbin/", "/sbin/"} {
+		if p, err := exec.LookPath(dir + name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("FLOTILLA_REQUIRE_INTEGRATION") != "" {
+		t.Fatalf("%s is not installed and FLOTILLA_REQUIRE_INTEGRATION is set: apt-get install %s", name, map[string]string{"dnsmasq": "dnsmasq-base"}[name]+map[string]string{"nginx": "nginx"}[name])
+	}
+	t.Skipf("%s is not installed; set FLOTILLA_REQUIRE_INTEGRATION=1 to make this a failure", name)
+	return ""
+}
+
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startDNSMasq runs a real DNS server on a free loopback port with the given
+// records and returns its address and a counter of the queries it logged.
+func startDNSMasq(t *testing.T, records ...string) (string, func(string) int) {
+	t.Helper()
+	bin := needTool(t, "dnsmasq")
+	port := freePort(t, "udp")
+	args := []string{"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
+		"--bind-interfaces", "--listen-address=127.0.0.1", fmt.Sprintf("--port=%d", port),
+		"--pid-file=", "--log-queries", "--log-facility=-"}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user=root")
+	}
+	cmd := exec.Command(bin, append(args, records...)...)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	var mu sync.Mutex
+	var log []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			log = append(log, sc.Text())
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done; cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	// Ready when it answers.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := new(dns.Msg)
+		m.SetQuestion("ready.invalid.", dns.TypeA)
+		if _, _, err := (&dns.Client{Timeout: 100 * time.Millisecond}).Exchange(m, addr); err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "dnsmasq did not answer: %v", log)
+	}
+	queries := func(kind string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, l := range log {
+			if strings.Contains(l, "query["+kind+"]") {
+				n++
+			}
+		}
+		return n
+	}
+	return addr, queries
+}
+
+type fixedClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fixedClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fixedClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestSRV_AgainstDNSMasq(t *testing.T) {
+	const name = "_agent-geo._tcp.service.consul"
+	var ports [3]int
+	var lns [3]net.Listener
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		lns[i] = ln
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		serveOn(t, ln, fmt.Sprintf("geo%d", i+1))
+	}
+	server, queries := startDNSMasq(t,
+		fmt.Sprintf("--srv-host=%s,geo1.node.consul,%d,1,10", name, ports[0]),
+		fmt.Sprintf("--srv-host=%s,geo2.node.consul,%d,1,30", name, ports[1]),
+		fmt.Sprintf("--srv-host=%s,geo3.node.consul,%d,2,10", name, ports[2]),
+		"--host-record=geo1.node.consul,127.0.0.1",
+		"--host-record=geo2.node.consul,127.0.0.1",
+		"--host-record=geo3.node.consul,127.0.0.1",
+		"--local-ttl=30")
+
+	clk := &fixedClock{t: time.Now()}
+	r, err := discovery.NewSRVResolver(discovery.WithDNSServer(server), discovery.WithSRVClock(clk.now))
+	require.NoError(t, err)
+	ctx := context.Background()
+	targets, err := r.Lookup(ctx, name)
+	require.NoError(t, err)
+	require.Len(t, targets, 3)
+	for _, tg := range targets {
+		assert.Equal(t, []string{"127.0.0.1"}, tg.Addrs, tg.Host)
+	}
+
+	// Priority 1 targets come first; between them, weight 30 leads about
+	// three times as often as weight 10.
+	lead := map[int]int{}
+	for range 2000 {
+		addrs, err := r.Resolve(ctx, name)
+		require.NoError(t, err)
+		require.Len(t, addrs, 3)
+		assert.Equal(t, fmt.Sprintf("127.0.0.1:%d", ports[2]), addrs[2], "the priority 2 target is last")
+		_, p, _ := net.SplitHostPort(addrs[0])
+		var port int
+		fmt.Sscan(p, &port)
+		lead[port]++
+	}
+	share := float64(lead[ports[1]]) / 2000
+	assert.InDelta(t, 0.75, share, 0.1, "weight 30 of 40 leads %.2f of the time", share)
+
+	// Cached for the TTL: 2,000 resolves asked once.
+	assert.Equal(t, 1, queries("SRV"))
+	clk.add(31 * time.Second)
+	_, err = r.Lookup(ctx, name)
+	require.NoError(t, err)
+	assert.Equal(t, 2, queries("SRV"), "asked again after the TTL")
+
+	// End to end: a registry entry names the SRV record; calls reach a
+	// target. With the preferred targets gone, the backup answers.
+	path := writeFile(t, "[[service]]\nname = \"remote-geo\"\nsrv = \""+name+"\"\n")
+	reg, err := discovery.Load(path)
+	require.NoError(t, err)
+	c := &http.Client{Transport: reg.Transport(nil, discovery.WithSRV(r))}
+	assert.Contains(t, body(t, c, "http://remote-geo/geo/1.1.1.1"), "/geo/1.1.1.1")
+	lns[0].Close()
+	lns[1].Close()
+	c.CloseIdleConnections()
+	assert.Contains(t, body(t, c, "http://remote-geo/x"), "geo3 /x")
+
+	_, err = r.Lookup(ctx, "_nothing._tcp.service.consul")
+	assert.Error(t, err)
+}
+
+func TestSRV_WithoutResolver(t *testing.T) {
+	reg, err := discovery.Load(writeFile(t, "[[service]]\nname = \"remote\"\nsrv = \"_x._tcp.example\"\n"))
+	require.NoError(t, err)
+	c := &http.Client{Transport: reg.Transport(nil)}
+	_, err = c.Get("http://remote/")
+	assert.ErrorContains(t, err, "needs an SRVResolver")
+}
