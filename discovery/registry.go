@@ -312,7 +312,7 @@ func parse(path string, data []byte) ([]Service, Defaults, error) {
 	}
 
 	var services []Service
-	names := map[string]int{}   // name -> line
+	names := map[string]int{}    // name -> line
 	ports := map[string]string{} // host:port -> service
 	sockets := map[string]string{}
 	next := d.BasePort

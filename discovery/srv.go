@@ -260,4 +260,3 @@ func dialSRV(ctx context.Context, d *net.Dialer, r *SRVResolver, name string) (n
 	}
 	return nil, fmt.Errorf("discovery: srv %s: every target failed: %w", name, errors.Join(errs...))
 }
-

@@ -64,6 +64,7 @@ func startDNSMasq(t *testing.T, records ...string) (string, func(string) int) {
 		args = append(args, "--user=root")
 	}
 	cmd := exec.Command(bin, append(args, records...)...)
+	cmd.WaitDelay = 5 * time.Second
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
