@@ -1,0 +1,197 @@
+package platform
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/flotilla-go/flotilla/discovery"
+)
+
+// Defaults of Run. Each can be changed with an option, and most with an
+// environment variable (see the README's configuration table).
+const (
+	// DefaultRegistry is the port map Run reads when FLOTILLA_REGISTRY is
+	// not set, if the file exists in the working directory.
+	DefaultRegistry = "flotilla.toml"
+	// DefaultDB is the shared request log's file name, beside the registry
+	// (or in the working directory without one), when neither
+	// FLOTILLA_DB nor the registry's [defaults] db names it.
+	DefaultDB = "flotilla.db"
+	// DefaultShutdownTimeout bounds the drain of in-flight requests.
+	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultReadHeaderTimeout bounds reading a request's headers, so a
+	// slow client cannot hold a connection open.
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultReadTimeout bounds reading a whole request.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds writing a response.
+	DefaultWriteTimeout = 60 * time.Second
+	// DefaultIdleTimeout closes keep-alive connections idle this long.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxHeaderBytes bounds a request's headers.
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultBodyLimit bounds a request's body ("4M").
+	DefaultBodyLimit = "4M"
+	// DefaultRequestTimeout is the deadline of a request's context.
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultLogRetry is how often Run retries opening a request log that
+	// was unavailable at start.
+	DefaultLogRetry = 5 * time.Second
+)
+
+// An Option changes a default of Run. Options win over the environment.
+type Option func(*config)
+
+type config struct {
+	service         string
+	registry        string
+	registrySet     bool
+	db              string
+	listen          string
+	version         string
+	release         string
+	shutdownTimeout time.Duration
+	requestTimeout  time.Duration
+	bodyLimit       string
+	metrics         bool
+	metricsSet      bool
+	logRetry        time.Duration
+	stderr          io.Writer
+	reg             *discovery.Registry
+}
+
+// WithRegistry sets the port map (env FLOTILLA_REGISTRY, default
+// DefaultRegistry if it exists).
+func WithRegistry(path string) Option {
+	return func(c *config) { c.registry, c.registrySet = path, true }
+}
+
+// WithDB sets the shared request log's file (env FLOTILLA_DB).
+func WithDB(path string) Option { return func(c *config) { c.db = path } }
+
+// WithListen sets where the service listens, as a discovery endpoint such
+// as "unix:/run/flotilla/x.sock" or ":3034" (env FLOTILLA_LISTEN, or PORT
+// for a port); it overrides the registry.
+func WithListen(endpoint string) Option { return func(c *config) { c.listen = endpoint } }
+
+// WithVersion sets the version and release /health reports (env
+// FLOTILLA_VERSION and FLOTILLA_RELEASE).
+func WithVersion(version, release string) Option {
+	return func(c *config) { c.version, c.release = version, release }
+}
+
+// WithShutdownTimeout bounds the drain on SIGTERM (env
+// FLOTILLA_SHUTDOWN_TIMEOUT, default DefaultShutdownTimeout).
+func WithShutdownTimeout(d time.Duration) Option { return func(c *config) { c.shutdownTimeout = d } }
+
+// WithRequestTimeout sets the deadline of each request's context (default
+// DefaultRequestTimeout).
+func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.requestTimeout = d } }
+
+// WithBodyLimit bounds request bodies, such as "4M" (default
+// DefaultBodyLimit).
+func WithBodyLimit(limit string) Option { return func(c *config) { c.bodyLimit = limit } }
+
+// WithMetrics serves OpenTelemetry metrics at /metrics in the Prometheus
+// text format (env FLOTILLA_METRICS=1; default off).
+func WithMetrics(on bool) Option { return func(c *config) { c.metrics, c.metricsSet = on, true } }
+
+// WithStderr sets where the service's own log goes (default os.Stderr).
+func WithStderr(w io.Writer) Option { return func(c *config) { c.stderr = w } }
+
+// configError names a bad environment variable and what it accepts.
+func configError(name, value, accepts string) error {
+	return fmt.Errorf("platform: %s=%q: %s", name, value, accepts)
+}
+
+// load applies options, then the environment, then defaults.
+func load(service string, opts []Option) (*config, error) {
+	c := &config{service: service}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.stderr == nil {
+		c.stderr = os.Stderr
+	}
+	env := os.Getenv
+	if !c.registrySet {
+		if v := env("FLOTILLA_REGISTRY"); v != "" {
+			c.registry = v
+		} else if _, err := os.Stat(DefaultRegistry); err == nil {
+			c.registry = DefaultRegistry
+		}
+	}
+	if c.registry != "" {
+		reg, err := discovery.Load(c.registry)
+		if err != nil {
+			return nil, fmt.Errorf("platform: port map: %w", err)
+		}
+		c.reg = reg
+	}
+	if c.db == "" {
+		c.db = env("FLOTILLA_DB")
+	}
+	if c.db == "" && c.reg != nil {
+		c.db = c.reg.Defaults().DB
+	}
+	if c.db == "" {
+		if c.registry != "" {
+			c.db = filepath.Join(filepath.Dir(c.registry), DefaultDB)
+		} else {
+			c.db = DefaultDB
+		}
+	}
+	if c.listen == "" {
+		c.listen = env("FLOTILLA_LISTEN")
+	}
+	if c.listen != "" {
+		if _, err := discovery.ParseEndpoint(c.listen); err != nil {
+			return nil, configError("FLOTILLA_LISTEN", c.listen, "an endpoint: unix:/path.sock, tcp:host:port, :port or port")
+		}
+	} else if p := env("PORT"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, configError("PORT", p, "a port number from 1 to 65535")
+		}
+		c.listen = strconv.Itoa(n)
+	}
+	if c.version == "" {
+		c.version = env("FLOTILLA_VERSION")
+	}
+	if c.release == "" {
+		c.release = env("FLOTILLA_RELEASE")
+	}
+	if c.shutdownTimeout == 0 {
+		c.shutdownTimeout = DefaultShutdownTimeout
+		if v := env("FLOTILLA_SHUTDOWN_TIMEOUT"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, configError("FLOTILLA_SHUTDOWN_TIMEOUT", v, "a positive duration such as 10s or 1m30s")
+			}
+			c.shutdownTimeout = d
+		}
+	}
+	if !c.metricsSet {
+		switch v := env("FLOTILLA_METRICS"); v {
+		case "", "0", "false":
+		case "1", "true":
+			c.metrics = true
+		default:
+			return nil, configError("FLOTILLA_METRICS", v, "1 or 0")
+		}
+	}
+	if c.requestTimeout == 0 {
+		c.requestTimeout = DefaultRequestTimeout
+	}
+	if c.bodyLimit == "" {
+		c.bodyLimit = DefaultBodyLimit
+	}
+	if c.logRetry == 0 {
+		c.logRetry = DefaultLogRetry
+	}
+	return c, nil
+}

@@ -1,0 +1,214 @@
+// Package platform makes an echo app a member of the fleet with one call:
+//
+//	app := echo.New()
+//	app.GET("/geo/:ip", lookup)
+//	log.Fatal(platform.Run(app, "agent-geo"))
+//
+// Run reads its configuration (options, then FLOTILLA_* and OTEL_*
+// variables, then defaults), opens the fleet's shared request log, adds
+// /health, the middleware chain and tracing, listens where the port map
+// says, serves, and shuts down gracefully on SIGTERM or SIGINT. It is the
+// only package of flotilla that reads the environment or handles signals.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/mattn/go-isatty"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/labstack/echo/otelecho"
+
+	"github.com/flotilla-go/flotilla/discovery"
+	"github.com/flotilla-go/flotilla/health"
+	"github.com/flotilla-go/flotilla/logger"
+)
+
+// Main runs Run and exits the process: 0 after a graceful shutdown, 1 with
+// the error on stderr otherwise.
+func Main(app *echo.Echo, service string, opts ...Option) {
+	if err := Run(app, service, opts...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Run starts the named service and blocks until it has shut down. It
+// returns nil after a graceful shutdown (SIGTERM or SIGINT: /health turns to
+// fail, the listener closes, in-flight requests finish within the shutdown
+// timeout, the request log is flushed, tracing is shut down; a second
+// signal exits at once with status 2), or the error that stopped it,
+// wrapped with what failed.
+func Run(app *echo.Echo, service string, opts ...Option) error {
+	if app == nil {
+		return errors.New("platform: Run needs an *echo.Echo")
+	}
+	c, err := load(service, opts)
+	if err != nil {
+		return err
+	}
+	log := newLogger(c)
+	app.HideBanner, app.HidePort = true, true
+	app.Logger.SetOutput(lineWriter{log: log.With("source", "echo")})
+
+	ctx := context.Background()
+	tel, err := newTelemetry(ctx, c)
+	if err != nil {
+		return fmt.Errorf("platform: telemetry: %w", err)
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+
+	rl := openRequestLog(c.db, c.logRetry, log)
+	defer rl.Close()
+
+	h := health.New(service, health.WithVersion(c.version), health.WithReleaseID(c.release))
+	h.Add(rl.check())
+
+	// The chain, outermost first.
+	app.Use(requestID)
+	app.Use(recoverer(log))
+	app.Use(otelecho.Middleware(service, otelecho.WithTracerProvider(tel.tp)))
+	if tel.mp != nil {
+		m, err := tel.requestMetrics(rl)
+		if err != nil {
+			return fmt.Errorf("platform: metrics: %w", err)
+		}
+		app.Use(m)
+	}
+	app.Use(logger.Middleware(rl, service))
+	app.Use(middleware.BodyLimit(c.bodyLimit))
+	app.Use(middleware.ContextTimeout(c.requestTimeout))
+	routed := map[string]bool{}
+	for _, r := range app.Routes() {
+		routed[r.Method+" "+r.Path] = true
+	}
+	for _, p := range []string{"/health", "/health/live"} {
+		if !routed["GET "+p] {
+			app.GET(p, h.Handler())
+			app.HEAD(p, h.Handler())
+		}
+	}
+	if tel.metrics != nil && !routed["GET /metrics"] {
+		app.GET("/metrics", echo.WrapHandler(tel.metrics))
+	}
+
+	ln, err := listen(ctx, c)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           app,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		ReadTimeout:       DefaultReadTimeout,
+		WriteTimeout:      DefaultWriteTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("started", "endpoint", endpointOf(ln), "log", c.db, "version", c.version)
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("platform: %s: serve: %w", service, err)
+	case sig := <-sigs:
+		log.Info("shutting down", "signal", sig.String(), "timeout", c.shutdownTimeout)
+	}
+	h.SetShuttingDown()
+	go func() {
+		sig := <-sigs
+		log.Error("second signal: exiting now", "signal", sig.String())
+		os.Exit(2)
+	}()
+	sctx, cancel := context.WithTimeout(ctx, c.shutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := srv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("drain: %w", err))
+		srv.Close()
+	}
+	if err := rl.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("request log: %w", err))
+	}
+	if err := tel.Shutdown(sctx); err != nil {
+		log.Warn("telemetry shutdown", "err", err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("platform: %s: shutdown: %w", service, errors.Join(errs...))
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// listen picks the listener: a socket from systemd, else FLOTILLA_LISTEN or
+// PORT, else the port map.
+func listen(ctx context.Context, c *config) (net.Listener, error) {
+	if ln, err := discovery.Inherited(c.service); ln != nil || err != nil {
+		if err != nil {
+			return nil, fmt.Errorf("platform: %s: %w", c.service, err)
+		}
+		return ln, nil
+	}
+	if c.listen != "" {
+		ep, err := discovery.ParseEndpoint(c.listen)
+		if err != nil {
+			return nil, fmt.Errorf("platform: %s: %w", c.service, err)
+		}
+		ln, err := discovery.Listen(ctx, ep, discovery.WithName(c.service))
+		if err != nil {
+			return nil, fmt.Errorf("platform: %w", err)
+		}
+		return ln, nil
+	}
+	if c.reg == nil {
+		return nil, fmt.Errorf("platform: %s: nowhere to listen: set FLOTILLA_LISTEN (such as :3034 or unix:/run/flotilla/%[1]s.sock) or PORT, or give a port map with FLOTILLA_REGISTRY", c.service)
+	}
+	ln, err := c.reg.Listen(ctx, c.service)
+	if err != nil {
+		return nil, fmt.Errorf("platform: %w", err)
+	}
+	return ln, nil
+}
+
+func endpointOf(ln net.Listener) string {
+	a := ln.Addr()
+	return a.Network() + ":" + a.String()
+}
+
+// newLogger returns the service's own log: JSON on stderr, or text when
+// stderr is a terminal, with the service's name on every line.
+func newLogger(c *config) *slog.Logger {
+	var h slog.Handler
+	if f, ok := c.stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		h = slog.NewTextHandler(c.stderr, nil)
+	} else {
+		h = slog.NewJSONHandler(c.stderr, nil)
+	}
+	return slog.New(h).With("service", c.service)
+}
+
+// lineWriter turns what echo's logger writes into log lines.
+type lineWriter struct{ log *slog.Logger }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	w.log.Info(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+var _ io.Writer = lineWriter{}

@@ -1,0 +1,423 @@
+package platform_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	_ "github.com/mattn/go-sqlite3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/health"
+	"github.com/flotilla-go/flotilla/platform"
+)
+
+// The test binary re-executes itself as a service: PLATFORM_TEST_SERVICE
+// names it; its configuration comes from the FLOTILLA_* variables.
+func TestMain(m *testing.M) {
+	if name := os.Getenv("PLATFORM_TEST_SERVICE"); name != "" {
+		runService(name)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func runService(name string) {
+	app := echo.New()
+	var inflight atomic.Int32
+	app.GET("/inflight", func(c echo.Context) error { return c.String(http.StatusOK, fmt.Sprint(inflight.Load())) })
+	app.GET("/hello/:who", func(c echo.Context) error { return c.String(http.StatusOK, "hello "+c.Param("who")) })
+	app.GET("/slow", func(c echo.Context) error {
+		inflight.Add(1)
+		defer inflight.Add(-1)
+		time.Sleep(2 * time.Second) // a slow handler, as the service's own behaviour
+		return c.String(http.StatusOK, "slow done")
+	})
+	app.GET("/stuck", func(c echo.Context) error {
+		inflight.Add(1)
+		select {}
+	})
+	app.GET("/panic", func(c echo.Context) error { panic("nil map") })
+	app.GET("/chain/*", func(c echo.Context) error {
+		// Call the next service of the path: /chain/b/c calls b's /chain/c.
+		rest := strings.Split(strings.Trim(c.Param("*"), "/"), "/")
+		if rest[0] == "" {
+			return c.String(http.StatusOK, name)
+		}
+		req, _ := http.NewRequestWithContext(c.Request().Context(), http.MethodGet,
+			"http://"+rest[0]+"/chain/"+strings.Join(rest[1:], "/"), nil)
+		res, err := platform.Client().Do(req)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return c.String(res.StatusCode, name+">"+string(b))
+	})
+	platform.Main(app, name)
+}
+
+type service struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	client *http.Client
+	base   string
+	exited chan struct{}
+	err    error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs the service as a process with env added to this one's.
+func start(t *testing.T, name string, env ...string) *service {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{"PLATFORM_TEST_SERVICE=" + name}, env...)...)
+	s := &service{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = s.stderr
+	require.NoError(t, cmd.Start())
+	go func() { s.err = cmd.Wait(); close(s.exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-s.exited
+	})
+	return s
+}
+
+// at points the service's client at a unix socket or a TCP address.
+func (s *service) at(network, addr string) *service {
+	if network == "unix" {
+		s.client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", addr)
+		}}}
+		s.base = "http://svc"
+	} else {
+		s.client = &http.Client{}
+		s.base = "http://" + addr
+	}
+	return s
+}
+
+func (s *service) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	res, err := s.client.Get(s.base + path)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// healthy waits until /health answers 200.
+func (s *service) healthy(t *testing.T) health.Response {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-s.exited:
+			t.Fatalf("service exited: %v: %s", s.err, s.stderr)
+		default:
+		}
+		res, err := s.client.Get(s.base + "/health")
+		if err == nil {
+			var r health.Response
+			json.NewDecoder(res.Body).Decode(&r)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return r
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "not healthy in time: %s", s.stderr)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// inflight waits until the service has n requests in its slow handlers.
+func (s *service) inflight(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, body := s.get(t, "/inflight")
+		if body == fmt.Sprint(n) {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "in flight: %s of %d", body, n)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (s *service) stop(t *testing.T) int {
+	t.Helper()
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	return s.wait(t)
+}
+
+func (s *service) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("service did not exit: %s", s.stderr)
+	}
+	return s.cmd.ProcessState.ExitCode()
+}
+
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "flp")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	return p
+}
+
+func openDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+type row struct {
+	service, route, path, requestID, traceID string
+	status                                   int
+}
+
+func rows(t *testing.T, db *sql.DB, where string) []row {
+	t.Helper()
+	rs, err := db.Query("SELECT service, route, path, status, request_id, trace_id FROM requests WHERE " + where + " ORDER BY id")
+	require.NoError(t, err)
+	defer rs.Close()
+	var out []row
+	for rs.Next() {
+		var r row
+		require.NoError(t, rs.Scan(&r.service, &r.route, &r.path, &r.status, &r.requestID, &r.traceID))
+		out = append(out, r)
+	}
+	return out
+}
+
+func TestRun_UnixSocketAndPort(t *testing.T) {
+	dir := tempDir(t)
+	db := filepath.Join(dir, "flotilla.db")
+	sock := filepath.Join(dir, "run", "agent-geo.sock")
+	port := freePort(t)
+	geo := start(t, "agent-geo", "FLOTILLA_DB="+db, "FLOTILLA_LISTEN=unix:"+sock, "FLOTILLA_VERSION=1.2.3").at("unix", sock)
+	feeds := start(t, "crypto-feeds", "FLOTILLA_DB="+db, "PORT="+port).at("tcp", "127.0.0.1:"+port)
+
+	h := geo.healthy(t)
+	assert.Equal(t, health.Pass, h.Status)
+	assert.Equal(t, "agent-geo", h.ServiceID)
+	assert.Equal(t, "1.2.3", h.Version)
+	assert.Contains(t, h.Checks, "requestlog:queue")
+	feeds.healthy(t)
+
+	code, body := geo.get(t, "/hello/world?key=secret")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "hello world", body)
+	code, _ = feeds.get(t, "/panic")
+	assert.Equal(t, 500, code)
+
+	fi, err := os.Stat(sock)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o660), fi.Mode().Perm())
+
+	assert.Equal(t, 0, geo.stop(t))
+	assert.Equal(t, 0, feeds.stop(t))
+	assert.NoFileExists(t, sock)
+	assert.Contains(t, geo.stderr.String(), `"msg":"started"`)
+	assert.Contains(t, geo.stderr.String(), `"endpoint":"unix:`+sock)
+	assert.Contains(t, feeds.stderr.String(), `"stack":"goroutine`, "the panic's stack is logged")
+
+	d := openDB(t, db)
+	got := rows(t, d, "route = '/hello/:who'")
+	require.Len(t, got, 1)
+	assert.Equal(t, "agent-geo", got[0].service)
+	assert.Equal(t, "/hello/world", got[0].path)
+	assert.Equal(t, 200, got[0].status)
+	assert.Regexp(t, "^[0-9a-f]{32}$", got[0].traceID)
+	assert.Regexp(t, "^[0-9a-f]{32}$", got[0].requestID)
+	p := rows(t, d, "route = '/panic'")
+	require.Len(t, p, 1)
+	assert.Equal(t, 500, p[0].status)
+	assert.Equal(t, "crypto-feeds", p[0].service)
+}
+
+// SIGTERM while 50 slow requests are in flight: all 50 complete, the process
+// exits 0, and every request is in the file.
+func TestRun_GracefulShutdownDrains(t *testing.T) {
+	dir := tempDir(t)
+	db := filepath.Join(dir, "flotilla.db")
+	port := freePort(t)
+	s := start(t, "slowpoke", "FLOTILLA_DB="+db, "PORT="+port).at("tcp", "127.0.0.1:"+port)
+	s.healthy(t)
+
+	var wg sync.WaitGroup
+	results := make(chan int, 50)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 50}}
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := c.Get(s.base + "/slow")
+			if err != nil {
+				results <- -1
+				return
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			results <- res.StatusCode
+		}()
+	}
+	s.inflight(t, 50)
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	wg.Wait()
+	close(results)
+	ok := 0
+	for code := range results {
+		if code == 200 {
+			ok++
+		}
+	}
+	assert.Equal(t, 50, ok, "every in-flight request completed")
+	assert.Equal(t, 0, s.wait(t))
+	assert.Len(t, rows(t, openDB(t, db), "route = '/slow'"), 50)
+}
+
+// A second signal during the drain exits at once.
+func TestRun_SecondSignalForcesExit(t *testing.T) {
+	dir := tempDir(t)
+	port := freePort(t)
+	s := start(t, "stuck", "FLOTILLA_DB="+filepath.Join(dir, "f.db"), "PORT="+port, "FLOTILLA_SHUTDOWN_TIMEOUT=1h").at("tcp", "127.0.0.1:"+port)
+	s.healthy(t)
+	go s.client.Get(s.base + "/stuck")
+	s.inflight(t, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	for !strings.Contains(s.stderr.String(), "shutting down") {
+		require.True(t, time.Now().Before(deadline), s.stderr.String())
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, 2, s.wait(t))
+	assert.Contains(t, s.stderr.String(), "second signal")
+}
+
+func TestRun_PortInUse(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer held.Close()
+	_, port, _ := net.SplitHostPort(held.Addr().String())
+	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(tempDir(t), "f.db"), "PORT="+port)
+	assert.Equal(t, 1, s.wait(t))
+	assert.Contains(t, s.stderr.String(), `service "agent-geo": port `+port+" is already in use")
+}
+
+func TestRun_BadEnvironment(t *testing.T) {
+	for env, want := range map[string]string{
+		"PORT=eighty":                         `PORT="eighty": a port number from 1 to 65535`,
+		"FLOTILLA_SHUTDOWN_TIMEOUT=soon":      `FLOTILLA_SHUTDOWN_TIMEOUT="soon": a positive duration`,
+		"FLOTILLA_LISTEN=unix:relative":       `FLOTILLA_LISTEN="unix:relative": an endpoint`,
+		"FLOTILLA_METRICS=yes":                `FLOTILLA_METRICS="yes": 1 or 0`,
+		"FLOTILLA_REGISTRY=/nonexistent.toml": "/nonexistent.toml",
+	} {
+		s := start(t, "agent-geo", env)
+		assert.Equal(t, 1, s.wait(t), env)
+		assert.Contains(t, s.stderr.String(), want, env)
+	}
+}
+
+// The request log cannot be opened (its folder is under a plain file): the
+// service serves anyway, and /health warns with the reason.
+func TestRun_RequestLogUnavailable(t *testing.T) {
+	dir := tempDir(t)
+	file := filepath.Join(dir, "plain")
+	require.NoError(t, os.WriteFile(file, []byte("x"), 0o600))
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(file, "logs", "flotilla.db"), "PORT="+port).at("tcp", "127.0.0.1:"+port)
+	h := s.healthy(t)
+	assert.Equal(t, health.Warn, h.Status, "warn keeps the service in rotation")
+	rl := h.Checks["requestlog:queue"][0]
+	assert.Equal(t, health.Warn, rl.Status)
+	assert.Contains(t, rl.Output, "request log unavailable")
+	assert.Contains(t, rl.Output, "not a directory")
+	code, body := s.get(t, "/hello/you")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "hello you", body)
+	assert.Equal(t, 0, s.stop(t))
+}
+
+// A calls B calls C through platform.Client: three rows, one trace id.
+func TestRun_ThreeHopTrace(t *testing.T) {
+	dir := tempDir(t)
+	db := filepath.Join(dir, "flotilla.db")
+	reg := filepath.Join(dir, "flotilla.toml")
+	require.NoError(t, os.WriteFile(reg, []byte(`
+[defaults]
+socket_dir = "run"
+[[service]]
+name = "svc-a"
+[[service]]
+name = "svc-b"
+[[service]]
+name = "svc-c"
+`), 0o644))
+	var svcs []*service
+	for _, n := range []string{"svc-a", "svc-b", "svc-c"} {
+		s := start(t, n, "FLOTILLA_REGISTRY="+reg, "FLOTILLA_DB="+db).at("unix", filepath.Join(dir, "run", n+".sock"))
+		s.healthy(t)
+		svcs = append(svcs, s)
+	}
+	code, body := svcs[0].get(t, "/chain/svc-b/svc-c")
+	require.Equal(t, 200, code, body)
+	assert.Equal(t, "svc-a>svc-b>svc-c", body)
+	for _, s := range svcs {
+		assert.Equal(t, 0, s.stop(t))
+	}
+	got := rows(t, openDB(t, db), "route = '/chain/*'")
+	require.Len(t, got, 3)
+	assert.ElementsMatch(t, []string{"svc-a", "svc-b", "svc-c"}, []string{got[0].service, got[1].service, got[2].service})
+	assert.Regexp(t, "^[0-9a-f]{32}$", got[0].traceID)
+	assert.Equal(t, got[0].traceID, got[1].traceID)
+	assert.Equal(t, got[0].traceID, got[2].traceID)
+}

@@ -1,0 +1,144 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	promclient "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/flotilla-go/flotilla/logger"
+)
+
+// telemetry holds the process's OpenTelemetry providers.
+type telemetry struct {
+	tp       *sdktrace.TracerProvider
+	mp       *sdkmetric.MeterProvider
+	metrics  http.Handler // /metrics, when on
+	shutdown []func(context.Context) error
+}
+
+func otlpConfigured(signal string) bool {
+	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != ""
+}
+
+// newTelemetry sets up tracing, which always runs so that every request has
+// a trace id for its log row, and exports spans over OTLP/HTTP only when an
+// OTLP endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); sampling follows OTEL_TRACES_SAMPLER.
+// Metrics are collected when /metrics is on or an OTLP endpoint is set.
+func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
+		attribute.String("service.name", c.service),
+		attribute.String("service.version", c.version)))
+	if err != nil {
+		return nil, err
+	}
+	t := &telemetry{}
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if otlpConfigured("TRACES") {
+		exp, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		topts = append(topts, sdktrace.WithBatcher(exp))
+	}
+	t.tp = sdktrace.NewTracerProvider(topts...)
+	t.shutdown = append(t.shutdown, t.tp.Shutdown)
+	otel.SetTracerProvider(t.tp)
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+
+	var readers []sdkmetric.Option
+	if c.metrics {
+		reg := promclient.NewRegistry()
+		exp, err := prometheus.New(prometheus.WithRegisterer(reg))
+		if err != nil {
+			return nil, err
+		}
+		readers = append(readers, sdkmetric.WithReader(exp))
+		t.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	}
+	if otlpConfigured("METRICS") {
+		exp, err := otlpmetrichttp.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	}
+	if len(readers) > 0 {
+		t.mp = sdkmetric.NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)
+		t.shutdown = append(t.shutdown, t.mp.Shutdown)
+		otel.SetMeterProvider(t.mp)
+	}
+	return t, nil
+}
+
+func (t *telemetry) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, f := range t.shutdown {
+		errs = append(errs, f(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// requestMetrics records http.server.request.duration by route and status,
+// and registers the request log's queue depth and drops as gauges.
+func (t *telemetry) requestMetrics(rl *requestLog) (echo.MiddlewareFunc, error) {
+	m := t.mp.Meter("github.com/flotilla-go/flotilla/platform")
+	dur, err := m.Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of HTTP server requests, by route and status."))
+	if err != nil {
+		return nil, err
+	}
+	queue, err := m.Int64ObservableGauge("flotilla.requestlog.queue", metric.WithUnit("{record}"),
+		metric.WithDescription("Records waiting to be written to the shared request log."))
+	if err != nil {
+		return nil, err
+	}
+	dropped, err := m.Int64ObservableCounter("flotilla.requestlog.dropped", metric.WithUnit("{record}"),
+		metric.WithDescription("Records lost: queue full, or the log unavailable."))
+	if err != nil {
+		return nil, err
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		var q, d int64
+		if s := rl.Store(); s != nil {
+			st := s.Stats()
+			q, d = int64(st.Queued), int64(st.Dropped)
+		}
+		o.ObserveInt64(queue, q)
+		o.ObserveInt64(dropped, d+int64(rl.lost.Load()))
+		return nil
+	}, queue, dropped)
+	if err != nil {
+		return nil, err
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			dur.Record(c.Request().Context(), time.Since(start).Seconds(), metric.WithAttributes(
+				attribute.String("http.route", c.Path()),
+				attribute.String("http.request.method", c.Request().Method),
+				attribute.String("http.response.status_code", strconv.Itoa(c.Response().Status))))
+			return err
+		}
+	}, nil
+}
+
+var _ logger.Sink = (*requestLog)(nil)
