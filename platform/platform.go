@@ -22,7 +22,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -103,12 +105,28 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 		app.GET("/metrics", echo.WrapHandler(tel.metrics))
 	}
 
+	adoptInherited()
 	ln, err := listen(ctx, c)
 	if err != nil {
 		return err
 	}
+	var draining atomic.Bool
+	var conns atomic.Int64 // open connections
 	srv := &http.Server{
-		Handler:           app,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if draining.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			app.ServeHTTP(w, r)
+		}),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				conns.Add(-1)
+			}
+		},
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		ReadTimeout:       DefaultReadTimeout,
 		WriteTimeout:      DefaultWriteTimeout,
@@ -116,21 +134,51 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 		MaxHeaderBytes:    DefaultMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("started", "endpoint", endpointOf(ln), "log", c.db, "version", c.version)
+	log.Info("started", "endpoint", endpointOf(ln), "log", c.db, "version", c.version, "pid", os.Getpid())
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	defer signal.Stop(hups)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	signalReady()
 
-	select {
-	case err := <-served:
-		return fmt.Errorf("platform: %s: serve: %w", service, err)
-	case sig := <-sigs:
-		log.Info("shutting down", "signal", sig.String(), "timeout", c.shutdownTimeout)
+	restarted := false
+wait:
+	for {
+		select {
+		case err := <-served:
+			return fmt.Errorf("platform: %s: serve: %w", service, err)
+		case sig := <-sigs:
+			log.Info("shutting down", "signal", sig.String(), "timeout", c.shutdownTimeout)
+			break wait
+		case <-hups:
+			pid, err := restart(ln, service, log)
+			if err != nil {
+				log.Error("restart failed; still serving", "err", err)
+				continue
+			}
+			log.Info("restarted: successor serves; draining", "successor", pid, "timeout", c.shutdownTimeout)
+			restarted = true
+			break wait
+		}
 	}
-	h.SetShuttingDown()
+	if restarted {
+		// The successor accepts on the socket now. Open connections are
+		// told to close after their next response; those left idle after
+		// the grace period are closed by Shutdown.
+		draining.Store(true)
+		ln.Close()
+		grace := time.Now().Add(min(DefaultRestartGrace, c.shutdownTimeout))
+		for conns.Load() > 0 && time.Now().Before(grace) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	} else {
+		h.SetShuttingDown()
+	}
 	go func() {
 		sig := <-sigs
 		log.Error("second signal: exiting now", "signal", sig.String())
@@ -163,6 +211,7 @@ func listen(ctx context.Context, c *config) (net.Listener, error) {
 		if err != nil {
 			return nil, fmt.Errorf("platform: %s: %w", c.service, err)
 		}
+		ownSocket(ln)
 		return ln, nil
 	}
 	if c.listen != "" {

@@ -1,0 +1,139 @@
+package platform_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// startedPIDs reads the pids of the "started" lines of a service's log.
+func startedPIDs(t *testing.T, path string) []int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var pids []int
+	for _, line := range strings.Split(string(b), "\n") {
+		var l struct {
+			Msg string `json:"msg"`
+			PID int    `json:"pid"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "started" {
+			pids = append(pids, l.PID)
+		}
+	}
+	return pids
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+// A load loop over the unix socket across 5 SIGHUP restarts: not one
+// request fails, and every request is in the log.
+func TestRun_ZeroDowntimeRestart(t *testing.T) {
+	dir := tempDir(t)
+	db := filepath.Join(dir, "flotilla.db")
+	sock := filepath.Join(dir, "run", "agent-geo.sock")
+	logPath := filepath.Join(dir, "service.log")
+	logFile, err := os.Create(logPath)
+	require.NoError(t, err)
+	defer logFile.Close()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PLATFORM_TEST_SERVICE=agent-geo", "FLOTILLA_DB="+db, "FLOTILLA_LISTEN=unix:"+sock)
+	cmd.Stderr = logFile // a file: successors write to it after the first exits
+	require.NoError(t, cmd.Start())
+	first := cmd.Process.Pid
+	go cmd.Wait()
+	current := first
+	t.Cleanup(func() {
+		for _, pid := range startedPIDs(t, logPath) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	s := &service{client: client, base: "http://agent-geo", exited: make(chan struct{}), stderr: &syncBuffer{}}
+	s.healthy(t)
+
+	var sent, failed atomic.Int32
+	var failures sync.Map
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				if sent.Load() >= 2000 {
+					return
+				}
+			default:
+			}
+			sent.Add(1)
+			res, err := client.Get("http://agent-geo/hello/load")
+			if err != nil {
+				failed.Add(1)
+				failures.Store(i, err.Error())
+				continue
+			}
+			if res.StatusCode != http.StatusOK {
+				failed.Add(1)
+				failures.Store(i, res.Status)
+			}
+			res.Body.Close()
+		}
+	}()
+
+	for range 5 {
+		// Let some load reach the current process first.
+		target := sent.Load() + 100
+		for sent.Load() < target {
+			time.Sleep(time.Millisecond)
+		}
+		require.NoError(t, syscall.Kill(current, syscall.SIGHUP))
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			pids := startedPIDs(t, logPath)
+			if last := pids[len(pids)-1]; last != current {
+				if !alive(current) {
+					current = last
+					break
+				}
+			}
+			require.True(t, time.Now().Before(deadline), "no successor took over from %d", current)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	close(stop)
+	<-done
+	failures.Range(func(k, v any) bool { t.Logf("request %v: %v", k, v); return true })
+	assert.Zero(t, failed.Load(), "failed requests")
+	assert.GreaterOrEqual(t, sent.Load(), int32(2000))
+	assert.Len(t, startedPIDs(t, logPath), 6, "the first process and 5 successors")
+
+	require.NoError(t, syscall.Kill(current, syscall.SIGTERM))
+	deadline := time.Now().Add(30 * time.Second)
+	for alive(current) {
+		require.True(t, time.Now().Before(deadline), "last successor did not exit")
+		time.Sleep(5 * time.Millisecond)
+	}
+	assert.NoFileExists(t, sock, "the last process removes the socket")
+	n := len(rows(t, openDB(t, db), "route = '/hello/:who'"))
+	assert.Equal(t, int(sent.Load()), n, "every request is in the log")
+	_ = first
+}
