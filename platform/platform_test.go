@@ -392,16 +392,7 @@ func TestRun_ThreeHopTrace(t *testing.T) {
 	dir := tempDir(t)
 	db := filepath.Join(dir, "flotilla.db")
 	reg := filepath.Join(dir, "flotilla.toml")
-	require.NoError(t, os.WriteFile(reg, []byte(`
-[defaults]
-socket_dir = "run"
-[[service]]
-name = "svc-a"
-[[service]]
-name = "svc-b"
-[[service]]
-name = "svc-c"
-`), 0o644))
+	require.NoError(t, writeRegistry(reg, "svc-a", "svc-b", "svc-c"))
 	var svcs []*service
 	for _, n := range []string{"svc-a", "svc-b", "svc-c"} {
 		s := start(t, n, "FLOTILLA_REGISTRY="+reg, "FLOTILLA_DB="+db).at("unix", filepath.Join(dir, "run", n+".sock"))
@@ -421,3 +412,15 @@ name = "svc-c"
 	assert.Equal(t, got[0].traceID, got[1].traceID)
 	assert.Equal(t, got[0].traceID, got[2].traceID)
 }
+
+// writeRegistry writes a port map of services on unix sockets in "run"
+// beside it.
+func writeRegistry(path string, names ...string) error {
+	text := "[defaults]\nsocket_dir = \"run\"\n"
+	for _, n := range names {
+		text += "[[service]]\nname = \"" + n + "\"\n"
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,131 @@
+package platform_test
+
+import (
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// receiver is an OTLP/HTTP trace receiver: it decodes what the real
+// exporter sends.
+type receiver struct {
+	mu    sync.Mutex
+	spans []*tracepb.ResourceSpans
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	var msg coltrace.ExportTraceServiceRequest
+	if req.URL.Path != "/v1/traces" || proto.Unmarshal(body, &msg) != nil {
+		http.Error(w, "bad export", http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	r.spans = append(r.spans, msg.ResourceSpans...)
+	r.mu.Unlock()
+	out, _ := proto.Marshal(&coltrace.ExportTraceServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.Write(out)
+}
+
+type span struct {
+	service, name, traceID, spanID, parentID string
+}
+
+func (r *receiver) all() []span {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []span
+	for _, rs := range r.spans {
+		svc := ""
+		for _, a := range rs.Resource.Attributes {
+			if a.Key == "service.name" {
+				svc = a.Value.GetStringValue()
+			}
+		}
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				out = append(out, span{svc, s.Name, hex.EncodeToString(s.TraceId), hex.EncodeToString(s.SpanId), hex.EncodeToString(s.ParentSpanId)})
+			}
+		}
+	}
+	return out
+}
+
+// Spans go out over OTLP/HTTP through the real exporter when an endpoint is
+// set: one server span per request, named by route, with service.name, and
+// the callee's span a child of the caller's.
+func TestRun_ExportsSpansOverOTLP(t *testing.T) {
+	rcv := &receiver{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: rcv}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	dir := tempDir(t)
+	reg := filepath.Join(dir, "flotilla.toml")
+	require.NoError(t, writeRegistry(reg, "svc-a", "svc-b"))
+	env := []string{"FLOTILLA_REGISTRY=" + reg, "FLOTILLA_DB=" + filepath.Join(dir, "f.db"),
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + ln.Addr().String(), "OTEL_BSP_SCHEDULE_DELAY=50"}
+	a := start(t, "svc-a", env...).at("unix", filepath.Join(dir, "run", "svc-a.sock"))
+	b := start(t, "svc-b", env...).at("unix", filepath.Join(dir, "run", "svc-b.sock"))
+	a.healthy(t)
+	b.healthy(t)
+	code, body := a.get(t, "/chain/svc-b")
+	require.Equal(t, 200, code, body)
+	assert.Equal(t, 0, a.stop(t)) // shutdown flushes the exporter
+	assert.Equal(t, 0, b.stop(t))
+
+	var ca, cb span
+	for _, s := range rcv.all() {
+		if s.name != "GET /chain/*" {
+			continue
+		}
+		switch s.service {
+		case "svc-a":
+			ca = s
+		case "svc-b":
+			cb = s
+		}
+	}
+	require.NotEmpty(t, ca.spanID, "svc-a's server span arrived: %+v", rcv.all())
+	require.NotEmpty(t, cb.spanID, "svc-b's server span arrived")
+	assert.Equal(t, ca.traceID, cb.traceID, "one trace")
+	assert.Equal(t, ca.spanID, cb.parentID, "svc-b's span is a child of svc-a's")
+	assert.Equal(t, "", ca.parentID, "svc-a's span is the root")
+}
+
+// FLOTILLA_METRICS=1 serves OpenTelemetry metrics in the Prometheus format.
+func TestRun_Metrics(t *testing.T) {
+	dir := tempDir(t)
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(dir, "f.db"), "PORT="+port, "FLOTILLA_METRICS=1").at("tcp", "127.0.0.1:"+port)
+	s.healthy(t)
+	s.get(t, "/hello/metrics")
+	deadline := time.Now().Add(10 * time.Second)
+	var text string
+	for {
+		_, text = s.get(t, "/metrics")
+		if contains(text, `http_route="/hello/:who"`) {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), text)
+	}
+	assert.Contains(t, text, "http_server_request_duration_seconds_bucket")
+	assert.Contains(t, text, `http_response_status_code="200"`)
+	assert.Contains(t, text, "flotilla_requestlog_queue")
+	assert.Contains(t, text, `service_name="agent-geo"`)
+	assert.Equal(t, 0, s.stop(t))
+}
