@@ -1,14 +1,16 @@
 package platform
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"runtime"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -23,14 +25,26 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		id := req.Header.Get(echo.HeaderXRequestID)
 		if !saneID(id) {
-			var b [16]byte
-			rand.Read(b[:])
-			id = hex.EncodeToString(b[:])
+			id = newID()
 			req.Header.Set(echo.HeaderXRequestID, id)
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		return next(c)
 	}
+}
+
+// newID returns 32 random hex digits. Request ids correlate log lines; they
+// are not secrets, so the fast runtime generator serves.
+func newID() string {
+	var b [32]byte
+	const digits = "0123456789abcdef"
+	for i, v := 0, rand.Uint64(); i < 16; i, v = i+1, v>>4 {
+		b[i] = digits[v&15]
+	}
+	for i, v := 16, rand.Uint64(); i < 32; i, v = i+1, v>>4 {
+		b[i] = digits[v&15]
+	}
+	return string(b[:])
 }
 
 func saneID(id string) bool {
@@ -79,4 +93,40 @@ func RequestLogger(c echo.Context, log *slog.Logger) *slog.Logger {
 		args = append(args, "trace_id", sc.TraceID().String())
 	}
 	return log.With(args...)
+}
+
+// tracing starts a server span per request, named "METHOD /route", as the
+// child of an incoming W3C traceparent. Attributes are set only on spans
+// that are recorded (sampled and exported), so an unexported trace costs a
+// trace id and little else.
+func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) echo.MiddlewareFunc {
+	tracer := tp.Tracer("github.com/flotilla-go/flotilla/platform")
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			ctx := prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+			route := c.Path()
+			ctx, span := tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
+			c.SetRequest(req.WithContext(ctx))
+			err := next(c)
+			if span.IsRecording() {
+				status := c.Response().Status
+				span.SetAttributes(
+					attribute.String("http.request.method", req.Method),
+					attribute.String("http.route", route),
+					attribute.String("url.path", req.URL.Path),
+					attribute.Int("http.response.status_code", status),
+					attribute.String("client.address", c.RealIP()),
+					attribute.String("user_agent.original", req.UserAgent()))
+				if status >= 500 {
+					span.SetStatus(codes.Error, http.StatusText(status))
+				}
+				if err != nil {
+					span.RecordError(err)
+				}
+			}
+			span.End()
+			return err
+		}
+	}
 }

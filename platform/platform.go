@@ -29,7 +29,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/mattn/go-isatty"
-	"go.opentelemetry.io/contrib/instrumentation/github.com/labstack/echo/otelecho"
+	"go.opentelemetry.io/otel"
 
 	"github.com/flotilla-go/flotilla/discovery"
 	"github.com/flotilla-go/flotilla/health"
@@ -65,45 +65,13 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 	app.Logger.SetOutput(lineWriter{log: log.With("source", "echo")})
 
 	ctx := context.Background()
-	tel, err := newTelemetry(ctx, c)
+	inst, err := prepare(ctx, app, c, log)
 	if err != nil {
-		return fmt.Errorf("platform: telemetry: %w", err)
+		return err
 	}
+	tel, rl, h := inst.tel, inst.rl, inst.h
 	defer tel.Shutdown(context.WithoutCancel(ctx))
-
-	rl := openRequestLog(c.db, c.logRetry, log)
 	defer rl.Close()
-
-	h := health.New(service, health.WithVersion(c.version), health.WithReleaseID(c.release))
-	h.Add(rl.check())
-
-	// The chain, outermost first.
-	app.Use(requestID)
-	app.Use(recoverer(log))
-	app.Use(otelecho.Middleware(service, otelecho.WithTracerProvider(tel.tp)))
-	if tel.mp != nil {
-		m, err := tel.requestMetrics(rl)
-		if err != nil {
-			return fmt.Errorf("platform: metrics: %w", err)
-		}
-		app.Use(m)
-	}
-	app.Use(logger.Middleware(rl, service))
-	app.Use(middleware.BodyLimit(c.bodyLimit))
-	app.Use(middleware.ContextTimeout(c.requestTimeout))
-	routed := map[string]bool{}
-	for _, r := range app.Routes() {
-		routed[r.Method+" "+r.Path] = true
-	}
-	for _, p := range []string{"/health", "/health/live"} {
-		if !routed["GET "+p] {
-			app.GET(p, h.Handler())
-			app.HEAD(p, h.Handler())
-		}
-	}
-	if tel.metrics != nil && !routed["GET /metrics"] {
-		app.GET("/metrics", echo.WrapHandler(tel.metrics))
-	}
 
 	adoptInherited()
 	ln, err := listen(ctx, c)
@@ -202,6 +170,56 @@ wait:
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// instance is a service's parts once wired.
+type instance struct {
+	tel *telemetry
+	rl  *requestLog
+	h   *health.Health
+}
+
+// prepare sets up telemetry, the request log and /health, and adds the
+// middleware chain to app, outermost first: request ID, recover, tracing,
+// request metrics (when on), the request log, body limit, request timeout.
+func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (*instance, error) {
+	tel, err := newTelemetry(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("platform: telemetry: %w", err)
+	}
+	rl := openRequestLog(c.db, c.logRetry, log)
+	h := health.New(c.service, health.WithVersion(c.version), health.WithReleaseID(c.release))
+	h.Add(rl.check())
+
+	app.Use(requestID)
+	app.Use(recoverer(log))
+	app.Use(tracing(tel.tp, otel.GetTextMapPropagator()))
+	if tel.mp != nil {
+		m, err := tel.requestMetrics(rl)
+		if err != nil {
+			rl.Close()
+			tel.Shutdown(ctx)
+			return nil, fmt.Errorf("platform: metrics: %w", err)
+		}
+		app.Use(m)
+	}
+	app.Use(logger.Middleware(rl, c.service))
+	app.Use(middleware.BodyLimit(c.bodyLimit))
+	app.Use(middleware.ContextTimeout(c.requestTimeout))
+	routed := map[string]bool{}
+	for _, r := range app.Routes() {
+		routed[r.Method+" "+r.Path] = true
+	}
+	for _, p := range []string{"/health", "/health/live"} {
+		if !routed["GET "+p] {
+			app.GET(p, h.Handler())
+			app.HEAD(p, h.Handler())
+		}
+	}
+	if tel.metrics != nil && !routed["GET /metrics"] {
+		app.GET("/metrics", echo.WrapHandler(tel.metrics))
+	}
+	return &instance{tel: tel, rl: rl, h: h}, nil
 }
 
 // listen picks the listener: a socket from systemd, else FLOTILLA_LISTEN or

@@ -57,6 +57,11 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 			return nil, err
 		}
 		topts = append(topts, sdktrace.WithBatcher(exp))
+	} else if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
+		// Nothing leaves the process: spans are not recorded, but each
+		// still gets a trace id, which the log rows and the traceparent
+		// sent to siblings carry.
+		topts = append(topts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
 	}
 	t.tp = sdktrace.NewTracerProvider(topts...)
 	t.shutdown = append(t.shutdown, t.tp.Shutdown)

@@ -1,0 +1,108 @@
+package platform
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+)
+
+// BenchmarkChain serves a hello-world route through the full platform
+// middleware chain (request ID, recover, tracing, request log into a real
+// file, body limit, timeout) and through bare echo, in one run. The
+// throughput ratio is bare ns/op divided by chain ns/op.
+func BenchmarkChain(b *testing.B) {
+	hello := func(c echo.Context) error { return c.String(http.StatusOK, "hello") }
+	run := func(b *testing.B, e *echo.Echo, flush func()) {
+		req := httptest.NewRequest(http.MethodGet, "/hello/world", nil)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, req)
+			if flush != nil && i%4096 == 4095 {
+				b.StopTimer()
+				flush()
+				b.StartTimer()
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	}
+	b.Run("bare", func(b *testing.B) {
+		e := echo.New()
+		e.GET("/hello/:name", hello)
+		run(b, e, nil)
+	})
+	b.Run("platform", func(b *testing.B) {
+		c, err := load("bench", []Option{WithRegistry(""), WithDB(filepath.Join(b.TempDir(), "f.db")), WithListen(":1")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := echo.New()
+		e.GET("/hello/:name", hello)
+		inst, err := prepare(context.Background(), e, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer inst.tel.Shutdown(context.Background())
+		defer inst.rl.Close()
+		run(b, e, func() { inst.rl.Store().Flush(context.Background()) })
+		if d := inst.rl.Store().Stats().Dropped; d > 0 {
+			b.Fatalf("%d records dropped", d)
+		}
+	})
+}
+
+// BenchmarkChainHTTP is BenchmarkChain over real loopback HTTP with
+// keep-alive, as a service is called: the chain's cost next to a request's.
+func BenchmarkChainHTTP(b *testing.B) {
+	hello := func(c echo.Context) error { return c.String(http.StatusOK, "hello") }
+	run := func(b *testing.B, h http.Handler) {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		defer client.CloseIdleConnections()
+		url := srv.URL + "/hello/world"
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				res, err := client.Get(url)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+		})
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	}
+	b.Run("bare", func(b *testing.B) {
+		e := echo.New()
+		e.GET("/hello/:name", hello)
+		run(b, e)
+	})
+	b.Run("platform", func(b *testing.B) {
+		c, err := load("bench", []Option{WithRegistry(""), WithDB(filepath.Join(b.TempDir(), "f.db")), WithListen(":1")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := echo.New()
+		e.GET("/hello/:name", hello)
+		inst, err := prepare(context.Background(), e, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer inst.tel.Shutdown(context.Background())
+		defer inst.rl.Close()
+		run(b, e)
+	})
+}
