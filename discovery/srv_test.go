@@ -90,7 +90,11 @@ func startDNSMasq(t *testing.T, records ...string) (string, func(string) int) {
 		if _, _, err := (&dns.Client{Timeout: 100 * time.Millisecond}).Exchange(m, addr); err == nil {
 			break
 		}
-		require.True(t, time.Now().Before(deadline), "dnsmasq did not answer: %v", log)
+		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("dnsmasq did not answer: %v", log)
+		}
 	}
 	queries := func(kind string) int {
 		mu.Lock()
