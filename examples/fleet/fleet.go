@@ -75,6 +75,7 @@ type Report struct {
 	StartToHealthy   float64 `json:"start_to_healthy_ms"`
 	TotalRSSMB       float64 `json:"total_rss_mb"`
 	MedianRSSMB      float64 `json:"median_rss_mb"`
+	TotalPSSMB       float64 `json:"total_pss_mb"`
 	Restarts         int     `json:"restarts"`
 	RestartHealthyMS float64 `json:"restart_to_healthy_ms,omitempty"`
 	Crashes          int     `json:"crashes"`
@@ -128,8 +129,14 @@ func start(ctx context.Context, cfg config, out io.Writer) (*fleet, error) {
 		switch {
 		case i < len(examples):
 			m.bin = filepath.Join(bin, examples[i].pkg)
-			if examples[i].pkg == "echosvc" {
+			switch examples[i].pkg {
+			case "echosvc":
 				m.args = []string{s.Name}
+			case "gateway":
+				// The demo's traffic calls every service with one key.
+				m.args = []string{"-rate", "200", "-burst", "200"}
+			case "healthmon":
+				m.args = []string{"-interval", "5s"}
 			}
 		default:
 			m.bin = filepath.Join(bin, "echosvc")
@@ -362,10 +369,10 @@ func (f *fleet) exercise(ctx context.Context) (Report, error) {
 	if err != nil {
 		return r, err
 	}
-	r.TotalRSSMB, r.MedianRSSMB = f.rss()
+	r.TotalRSSMB, r.MedianRSSMB, r.TotalPSSMB = f.memory()
 	fmt.Fprintf(f.out, "gateway:   %s (POST /api/keys/create, then /v1/<service>/... with Authorization: Bearer <key>)\n", f.gateway)
 	fmt.Fprintf(f.out, "port map:  %s\nshared log: %s\nlogs:      %s\n", f.reg.Path(), filepath.Join(f.cfg.dir, "flotilla.db"), filepath.Join(f.cfg.dir, "logs"))
-	fmt.Fprintf(f.out, "memory:    %.0f MB in all, median %.1f MB per service\n", r.TotalRSSMB, r.MedianRSSMB)
+	fmt.Fprintf(f.out, "memory:    %.0f MB RSS in all (%.0f MB PSS, counting shared executable pages once), median %.1f MB per service\n", r.TotalRSSMB, r.TotalPSSMB, r.MedianRSSMB)
 
 	var restartMS []float64
 	for i := 1; i <= f.cfg.restartAll; i++ {
@@ -416,30 +423,44 @@ func (f *fleet) finish(r *Report) error {
 	return nil
 }
 
-// rss returns the fleet's total and median resident memory in MB.
-func (f *fleet) rss() (total, median float64) {
+// memory returns the fleet's total and median resident memory (RSS) and its
+// proportional set size (PSS, which counts pages shared between processes,
+// such as one executable's code, once), in MB.
+func (f *fleet) memory() (total, median, pss float64) {
 	var all []float64
 	for _, m := range f.members {
 		if m.cmd == nil {
 			continue
 		}
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", m.cmd.Process.Pid))
-		if err != nil {
-			continue
+		pid := m.cmd.Process.Pid
+		if kb, ok := procField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:"); ok {
+			all = append(all, kb/1024)
 		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-				kb, _ := strconv.Atoi(f[1])
-				all = append(all, float64(kb)/1024)
-			}
+		if kb, ok := procField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:"); ok {
+			pss += kb / 1024
 		}
 	}
 	if len(all) == 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
 	slices.Sort(all)
 	for _, v := range all {
 		total += v
 	}
-	return total, all[len(all)/2]
+	return total, all[len(all)/2], pss
+}
+
+// procField reads a "Name: N kB" line of a /proc file.
+func procField(path, name string) (float64, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == name {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			return kb, err == nil
+		}
+	}
+	return 0, false
 }

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A fleet of 10 real processes: started together, healthy, exercised
+// through the gateway, restarted all at once twice: no crash, no lost row.
+// On the way, the examples' main behaviours and bad-input answers.
+func TestFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs 10 processes")
+	}
+	dir, err := os.MkdirTemp("", "fleet")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var out strings.Builder
+	ctx := context.Background()
+	f, err := start(ctx, config{n: 10, dir: dir, restartAll: 2}, &out)
+	require.NoError(t, err, out.String())
+	report, err := f.exercise(ctx)
+	if err != nil {
+		f.stopAll()
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	assert.Equal(t, 10, report.Services)
+	assert.Equal(t, 2, report.Restarts)
+
+	get := func(u string) (int, string) {
+		res, err := f.client.Get(u)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	code, body := get("http://agent-geo/geo/not-an-ip")
+	assert.Equal(t, 400, code)
+	assert.Contains(t, body, "is not an IP address")
+
+	// The upstream fails: crypto-feeds answers its last good prices, stale.
+	code, body = get("http://crypto-feeds/api/prices")
+	require.Equal(t, 200, code, body)
+	res, err := f.client.PostForm("http://upstream/mode", url.Values{"mode": {"fail"}})
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusNoContent, res.StatusCode)
+	code, body = get("http://crypto-feeds/api/prices")
+	require.Equal(t, 200, code, body)
+	var p struct {
+		Stale  bool               `json:"stale"`
+		Prices map[string]float64 `json:"prices"`
+		Reason string             `json:"reason"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &p))
+	assert.True(t, p.Stale)
+	assert.Contains(t, p.Prices, "BTC")
+	assert.Contains(t, p.Reason, "503")
+
+	// healthmon sees the fleet.
+	code, body = get("http://healthmon/status")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `"targets"`)
+
+	require.NoError(t, f.finish(&report))
+	assert.Zero(t, report.Crashes, out.String())
+	assert.Zero(t, report.LostRows, out.String())
+}
