@@ -43,6 +43,7 @@ var examples = []struct {
 	{"crypto-feeds", "crypto", true, true},
 	{"upstream", "upstream", false, false},
 	{"healthmon", "healthmon", false, true},
+	{"dashboard", "dashboard", false, false},
 	{"echo-first", "echosvc", true, false},
 }
 
@@ -371,6 +372,9 @@ func (f *fleet) exercise(ctx context.Context) (Report, error) {
 	}
 	r.TotalRSSMB, r.MedianRSSMB, r.TotalPSSMB = f.memory()
 	fmt.Fprintf(f.out, "gateway:   %s (POST /api/keys/create, then /v1/<service>/... with Authorization: Bearer <key>)\n", f.gateway)
+	if ep, err := f.reg.Lookup("dashboard"); err == nil {
+		fmt.Fprintf(f.out, "dashboard: http://%s/\n", ep.Address)
+	}
 	fmt.Fprintf(f.out, "port map:  %s\nshared log: %s\nlogs:      %s\n", f.reg.Path(), filepath.Join(f.cfg.dir, "flotilla.db"), filepath.Join(f.cfg.dir, "logs"))
 	fmt.Fprintf(f.out, "memory:    %.0f MB RSS in all (%.0f MB PSS, counting shared executable pages once), median %.1f MB per service\n", r.TotalRSSMB, r.TotalPSSMB, r.MedianRSSMB)
 

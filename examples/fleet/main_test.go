@@ -66,6 +66,11 @@ func TestFleet(t *testing.T) {
 	assert.Contains(t, p.Prices, "BTC")
 	assert.Contains(t, p.Reason, "503")
 
+	// The dashboard shows the fleet's traffic.
+	code, body = get("http://dashboard/")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `<tr data-service="agent-geo">`)
+
 	// healthmon sees the fleet.
 	code, body = get("http://healthmon/status")
 	assert.Equal(t, 200, code)
