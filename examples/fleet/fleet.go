@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +80,9 @@ type Report struct {
 	RestartHealthyMS float64 `json:"restart_to_healthy_ms,omitempty"`
 	Crashes          int     `json:"crashes"`
 	LostRows         int     `json:"lost_rows"`
+	WrkRPS           float64 `json:"wrk_rps,omitempty"`
+	WrkP99MS         float64 `json:"wrk_p99_ms,omitempty"`
+	WrkErrors        int     `json:"wrk_non_2xx,omitempty"`
 	Requests         int     `json:"requests"`
 }
 
@@ -115,7 +117,7 @@ func start(ctx context.Context, cfg config, out io.Writer) (*fleet, error) {
 	}
 
 	regPath := filepath.Join(cfg.dir, "flotilla.toml")
-	if err := writeRegistry(regPath, cfg.n); err != nil {
+	if err := writeRegistry(regPath, cfg.n, cfg.bench); err != nil {
 		return nil, err
 	}
 	f.reg, err = discovery.Load(regPath)
@@ -123,8 +125,10 @@ func start(ctx context.Context, cfg config, out io.Writer) (*fleet, error) {
 		return nil, err
 	}
 	f.client = &http.Client{Transport: f.reg.Transport(nil), Timeout: 10 * time.Second}
-	gw, _ := f.reg.Lookup("agent-gateway")
-	f.gateway = "http://" + gw.Address
+	f.gateway = "http://agent-gateway" // through the port map's transport
+	if gw, _ := f.reg.Lookup("agent-gateway"); gw.Network == "tcp" {
+		f.gateway = "http://" + gw.Address
+	}
 	for i, s := range f.reg.Services() {
 		m := &member{name: s.Name}
 		switch {
@@ -134,8 +138,12 @@ func start(ctx context.Context, cfg config, out io.Writer) (*fleet, error) {
 			case "echosvc":
 				m.args = []string{s.Name}
 			case "gateway":
-				// The demo's traffic calls every service with one key.
+				// The demo's traffic calls every service with one key;
+				// the benchmark sends far more.
 				m.args = []string{"-rate", "200", "-burst", "200"}
+				if cfg.bench {
+					m.args = []string{"-rate", "1e9", "-burst", "1000000", "-credits", "1000000000"}
+				}
 			case "healthmon":
 				m.args = []string{"-interval", "5s"}
 			}
@@ -150,7 +158,9 @@ func start(ctx context.Context, cfg config, out io.Writer) (*fleet, error) {
 
 // writeRegistry writes the port map: the examples, then svc-NN echo
 // services alternating between unix sockets and ports.
-func writeRegistry(path string, n int) error {
+// With bench, the gateway too is on a socket, so that requests through
+// nginx cross unix sockets only.
+func writeRegistry(path string, n int, bench bool) error {
 	var b strings.Builder
 	b.WriteString("# The demo fleet's port map, written by examples/fleet.\n[defaults]\ndb = \"flotilla.db\"\nsocket_dir = \"run\"\n")
 	add := func(name string, public, unix bool) error {
@@ -168,7 +178,7 @@ func writeRegistry(path string, n int) error {
 		return nil
 	}
 	for _, e := range examples {
-		if err := add(e.name, e.public, e.unix); err != nil {
+		if err := add(e.name, e.public, e.unix || (bench && e.name == "agent-gateway")); err != nil {
 			return err
 		}
 	}
@@ -304,17 +314,10 @@ func (f *fleet) stopAll() {
 // traffic sends a little traffic through the gateway and directly, and
 // counts what the log must hold.
 func (f *fleet) traffic(ctx context.Context) (int, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.gateway+"/api/keys/create", nil)
-	res, err := http.DefaultClient.Do(req)
+	key, err := f.newKey(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("create key: %w", err)
+		return 0, err
 	}
-	var k struct {
-		Key string `json:"key"`
-	}
-	json.NewDecoder(res.Body).Decode(&k)
-	res.Body.Close()
-	f.count("agent-gateway", "/api/keys/create")
 	calls := []struct{ service, path, route string }{
 		{"agent-geo", "/geo/192.0.2.1", "/geo/:ip"},
 		{"crypto-feeds", "/api/prices", "/api/prices"},
@@ -326,8 +329,8 @@ func (f *fleet) traffic(ctx context.Context) (int, error) {
 	sent := 1
 	for _, c := range calls {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.gateway+"/v1/"+c.service+c.path, nil)
-		req.Header.Set("Authorization", "Bearer "+k.Key)
-		res, err := http.DefaultClient.Do(req)
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := f.client.Do(req)
 		if err != nil {
 			return sent, fmt.Errorf("%s through the gateway: %w", c.service, err)
 		}
@@ -400,6 +403,11 @@ func (f *fleet) exercise(ctx context.Context) (Report, error) {
 	if len(restartMS) > 0 {
 		slices.Sort(restartMS)
 		r.RestartHealthyMS = restartMS[len(restartMS)/2]
+	}
+	if f.cfg.bench {
+		if err := f.throughput(ctx, &r); err != nil {
+			return r, err
+		}
 	}
 	return r, nil
 }

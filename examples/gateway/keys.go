@@ -14,7 +14,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 )
 
-// FreeCredits is what a new key starts with.
+// FreeCredits is what a new key starts with, unless -credits says otherwise.
 const FreeCredits = 200
 
 var (
@@ -24,7 +24,10 @@ var (
 
 // keys keeps API keys hashed in their own SQLite table: a key is shown
 // once, at creation, and never stored or logged in clear.
-type keys struct{ db *sql.DB }
+type keys struct {
+	db      *sql.DB
+	credits int
+}
 
 func openKeys(path string) (*keys, error) {
 	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000&_journal_mode=WAL&_txlock=immediate")
@@ -42,10 +45,10 @@ func openKeys(path string) (*keys, error) {
 		db.Close()
 		return nil, fmt.Errorf("keys %s: %w", path, err)
 	}
-	return &keys{db: db}, nil
+	return &keys{db: db, credits: FreeCredits}, nil
 }
 
-// create makes a key "fk_<id>_<secret>" with FreeCredits.
+// create makes a key "fk_<id>_<secret>" with k.credits credits.
 func (k *keys) create(ctx context.Context) (string, error) {
 	var idb [6]byte
 	var secret [24]byte
@@ -53,7 +56,7 @@ func (k *keys) create(ctx context.Context) (string, error) {
 	rand.Read(secret[:])
 	id, sec := hex.EncodeToString(idb[:]), hex.EncodeToString(secret[:])
 	sum := sha256.Sum256([]byte(sec))
-	if _, err := k.db.ExecContext(ctx, `INSERT INTO api_keys (id, hash, credits) VALUES (?, ?, ?)`, id, sum[:], FreeCredits); err != nil {
+	if _, err := k.db.ExecContext(ctx, `INSERT INTO api_keys (id, hash, credits) VALUES (?, ?, ?)`, id, sum[:], k.credits); err != nil {
 		return "", err
 	}
 	return "fk_" + id + "_" + sec, nil

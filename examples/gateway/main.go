@@ -46,7 +46,7 @@ func (g *gateway) createKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"key": key, "credits": FreeCredits,
+	return c.JSON(http.StatusOK, map[string]any{"key": key, "credits": g.keys.credits,
 		"note": "shown once: keep it; send it as Authorization: Bearer <key>"})
 }
 
@@ -112,6 +112,7 @@ func main() {
 	keysPath := flag.String("keys", "", "the API keys' SQLite file (default: gateway-keys.db beside the port map)")
 	perSecond := flag.Float64("rate", 10, "requests per second per key")
 	burst := flag.Int("burst", 20, "burst per key")
+	credits := flag.Int("credits", FreeCredits, "credits of a new key")
 	flag.Parse()
 
 	reg, err := discovery.Load(*registry)
@@ -125,6 +126,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	k.credits = *credits
 	app := newApp(reg, k, rate.Limit(*perSecond), *burst)
 	platform.Main(app, "agent-gateway", platform.WithRegistry(*registry))
 }
