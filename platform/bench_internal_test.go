@@ -40,18 +40,7 @@ func BenchmarkChain(b *testing.B) {
 		run(b, e, nil)
 	})
 	b.Run("platform", func(b *testing.B) {
-		c, err := load("bench", []Option{WithRegistry(""), WithDB(filepath.Join(b.TempDir(), "f.db")), WithListen(":1")})
-		if err != nil {
-			b.Fatal(err)
-		}
-		e := echo.New()
-		e.GET("/hello/:name", hello)
-		inst, err := prepare(context.Background(), e, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer inst.tel.Shutdown(context.Background())
-		defer inst.rl.Close()
+		e, inst := benchApp(b, hello)
 		run(b, e, func() { inst.rl.Store().Flush(context.Background()) })
 		if d := inst.rl.Store().Stats().Dropped; d > 0 {
 			b.Fatalf("%d records dropped", d)
@@ -91,18 +80,28 @@ func BenchmarkChainHTTP(b *testing.B) {
 		run(b, e)
 	})
 	b.Run("platform", func(b *testing.B) {
-		c, err := load("bench", []Option{WithRegistry(""), WithDB(filepath.Join(b.TempDir(), "f.db")), WithListen(":1")})
-		if err != nil {
-			b.Fatal(err)
-		}
-		e := echo.New()
-		e.GET("/hello/:name", hello)
-		inst, err := prepare(context.Background(), e, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer inst.tel.Shutdown(context.Background())
-		defer inst.rl.Close()
+		e, _ := benchApp(b, hello)
 		run(b, e)
 	})
+}
+
+// benchApp returns an app with the full platform chain around hello,
+// logging into a file of its own, closed when the benchmark ends.
+func benchApp(b *testing.B, hello echo.HandlerFunc) (*echo.Echo, *instance) {
+	b.Helper()
+	c, err := load("bench", []Option{WithRegistry(""), WithDB(filepath.Join(b.TempDir(), "f.db")), WithListen(":1")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := echo.New()
+	e.GET("/hello/:name", hello)
+	inst, err := prepare(context.Background(), e, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		inst.rl.Close()
+		inst.tel.Shutdown(context.Background())
+	})
+	return e, inst
 }
