@@ -3,6 +3,7 @@ package platform
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -11,6 +12,9 @@ import (
 	"github.com/flotilla-go/flotilla/discovery"
 )
 
+// running is the port map of the service Run is running, for Client.
+var running atomic.Pointer[discovery.Registry]
+
 var (
 	clientOnce sync.Once
 	client     *http.Client
@@ -18,19 +22,15 @@ var (
 
 // Client returns the process's client for calling sibling services by
 // name, as in client.Get("http://agent-geo/geo/8.8.8.8"): the port map's
-// transport (FLOTILLA_REGISTRY, or flotilla.toml in the working directory),
-// a circuit breaker per sibling with retries for idempotent requests, and
-// the W3C traceparent of the request's context, so the sibling's log row
-// shares the trace id. Pass the handler's context with
-// http.NewRequestWithContext. Names not in the port map are dialed through
-// normal DNS.
+// transport, a circuit breaker per sibling with retries for idempotent
+// requests, and the W3C traceparent of the request's context, so the
+// sibling's log row shares the trace id. Pass the handler's context with
+// http.NewRequestWithContext. The port map is the one Run uses (options or
+// environment), looked up at the first call, so Client may be called before
+// Run; names not in it are dialed through normal DNS.
 func Client() *http.Client {
 	clientOnce.Do(func() {
-		var base http.RoundTripper = http.DefaultTransport
-		if c, err := load("", nil); err == nil && c.reg != nil {
-			base = c.reg.Transport(nil)
-		}
-		client = &http.Client{Transport: propagate{breaker.Transport(base)}}
+		client = &http.Client{Transport: propagate{breaker.Transport(&byName{})}}
 	})
 	return client
 }
@@ -43,6 +43,29 @@ func NewClient(reg *discovery.Registry, opts ...breaker.Option) *http.Client {
 		base = reg.Transport(nil)
 	}
 	return &http.Client{Transport: propagate{breaker.Transport(base, opts...)}}
+}
+
+// byName dials through the running service's port map, found on first use:
+// the one Run loaded, else the one the environment names.
+type byName struct {
+	once sync.Once
+	rt   http.RoundTripper
+}
+
+func (b *byName) RoundTrip(req *http.Request) (*http.Response, error) {
+	b.once.Do(func() {
+		reg := running.Load()
+		if reg == nil {
+			if c, err := load("", nil); err == nil {
+				reg = c.reg
+			}
+		}
+		b.rt = http.DefaultTransport
+		if reg != nil {
+			b.rt = reg.Transport(nil)
+		}
+	})
+	return b.rt.RoundTrip(req)
 }
 
 // propagate injects the trace context of each request's context.

@@ -60,6 +60,9 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 	if err != nil {
 		return err
 	}
+	if c.reg != nil {
+		running.Store(c.reg)
+	}
 	log := newLogger(c)
 	app.HideBanner, app.HidePort = true, true
 	app.Logger.SetOutput(lineWriter{log: log.With("source", "echo")})

@@ -69,7 +69,11 @@ func runService(name string) {
 		b, _ := io.ReadAll(res.Body)
 		return c.String(res.StatusCode, name+">"+string(b))
 	})
-	platform.Main(app, name)
+	var opts []platform.Option
+	if p := os.Getenv("PLATFORM_TEST_REGISTRY_OPTION"); p != "" {
+		opts = append(opts, platform.WithRegistry(p)) // the port map given in code, not the environment
+	}
+	platform.Main(app, name, opts...)
 }
 
 type service struct {
@@ -395,7 +399,11 @@ func TestRun_ThreeHopTrace(t *testing.T) {
 	require.NoError(t, writeRegistry(reg, "svc-a", "svc-b", "svc-c"))
 	var svcs []*service
 	for _, n := range []string{"svc-a", "svc-b", "svc-c"} {
-		s := start(t, n, "FLOTILLA_REGISTRY="+reg, "FLOTILLA_DB="+db).at("unix", filepath.Join(dir, "run", n+".sock"))
+		env := []string{"FLOTILLA_REGISTRY=" + reg, "FLOTILLA_DB=" + db}
+		if n == "svc-a" { // Client follows the port map Run was given
+			env = []string{"FLOTILLA_REGISTRY=", "PLATFORM_TEST_REGISTRY_OPTION=" + reg, "FLOTILLA_DB=" + db}
+		}
+		s := start(t, n, env...).at("unix", filepath.Join(dir, "run", n+".sock"))
 		s.healthy(t)
 		svcs = append(svcs, s)
 	}
