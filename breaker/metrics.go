@@ -34,15 +34,17 @@ func (c *counters) add(o Outcome) {
 	}
 }
 
-// The live breakers, held weakly so that dropped breakers are forgotten.
+// The live breakers, held weakly so that dropped breakers are forgotten, and
+// the MeterProvider the instruments are registered with.
 var (
-	regMu    sync.Mutex
-	registry = map[weak.Pointer[Breaker]]struct{}{}
-	regOnce  sync.Once
+	regMu          sync.Mutex
+	registry       = map[weak.Pointer[Breaker]]struct{}{}
+	registeredWith metric.MeterProvider
+	registration   metric.Registration
 )
 
 func register(b *Breaker) {
-	regOnce.Do(registerInstruments)
+	ensureInstruments()
 	p := weak.Make(b)
 	regMu.Lock()
 	registry[p] = struct{}{}
@@ -54,11 +56,28 @@ func register(b *Breaker) {
 	}, p)
 }
 
-// registerInstruments registers observable instruments with the global
-// MeterProvider. Their callback reads the counters each breaker keeps, so
-// metrics cost nothing per call beyond the counters themselves.
-func registerInstruments() {
-	m := otel.Meter("github.com/flotilla-go/flotilla/breaker")
+// ensureInstruments registers the observable instruments with the global
+// MeterProvider, again when it was replaced since the last New.
+func ensureInstruments() {
+	mp := otel.GetMeterProvider()
+	regMu.Lock()
+	defer regMu.Unlock()
+	if mp == registeredWith {
+		return
+	}
+	if registration != nil {
+		registration.Unregister()
+		registration = nil
+	}
+	registeredWith = mp
+	registration = registerInstruments(mp)
+}
+
+// registerInstruments registers observable instruments with mp. Their
+// callback reads the counters each breaker keeps, so metrics cost nothing
+// per call beyond the counters themselves. regMu is held.
+func registerInstruments(mp metric.MeterProvider) metric.Registration {
+	m := mp.Meter("github.com/flotilla-go/flotilla/breaker")
 	calls, err1 := m.Int64ObservableCounter("flotilla.breaker.calls",
 		metric.WithDescription("Calls through the breaker, by outcome (success, failure, neutral)."), metric.WithUnit("{call}"))
 	rejected, err2 := m.Int64ObservableCounter("flotilla.breaker.rejections",
@@ -70,10 +89,10 @@ func registerInstruments() {
 	for _, err := range []error{err1, err2, err3, err4} {
 		if err != nil {
 			otel.Handle(err)
-			return
+			return nil
 		}
 	}
-	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		metricsOn.Store(true)
 		regMu.Lock()
 		live := make([]*Breaker, 0, len(registry))
@@ -99,5 +118,7 @@ func registerInstruments() {
 	}, calls, rejected, state, trans)
 	if err != nil {
 		otel.Handle(err)
+		return nil
 	}
+	return reg
 }

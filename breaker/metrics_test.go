@@ -2,7 +2,9 @@ package breaker_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,7 +23,10 @@ func TestMetrics(t *testing.T) {
 	otel.SetMeterProvider(mp)
 	t.Cleanup(func() { mp.Shutdown(context.Background()) })
 
-	b := breaker.New(breaker.WithName("metrics-test"), breaker.WithConsecutiveFailures(2))
+	// A name of its own: breakers of one name add up, and an earlier run's
+	// breaker may still be alive.
+	name := fmt.Sprintf("metrics-test-%d", time.Now().UnixNano())
+	b := breaker.New(breaker.WithName(name), breaker.WithConsecutiveFailures(2))
 	collect := func() map[string]int64 {
 		var rm metricdata.ResourceMetrics
 		require.NoError(t, reader.Collect(context.Background(), &rm))
@@ -36,7 +41,7 @@ func TestMetrics(t *testing.T) {
 					points = d.DataPoints
 				}
 				for _, p := range points {
-					if v, _ := p.Attributes.Value("breaker"); v.AsString() != "metrics-test" {
+					if v, _ := p.Attributes.Value("breaker"); v.AsString() != name {
 						continue
 					}
 					key := m.Name
