@@ -246,3 +246,44 @@ func BenchmarkMiddleware(b *testing.B) {
 type discard struct{}
 
 func (discard) Log(logger.Record) {}
+
+// BenchmarkQueries measures the dashboard queries on a file of 1,000,000
+// rows spread over ten hours from 45 services: Summary of the last hour
+// (about 100,000 rows, read from the covering index) and ByTrace of one
+// trace among them.
+func BenchmarkQueries(b *testing.B) {
+	const rows = 1_000_000
+	s, _ := openStore(b, logger.WithRetention(0))
+	now := time.Now()
+	span := 10 * time.Hour
+	for i := range rows {
+		r := testRecord(fmt.Sprintf("svc-%02d", i%45), i)
+		r.Time = now.Add(-span + time.Duration(i)*(span/rows))
+		if i%1000 == 0 {
+			r.TraceID = fmt.Sprintf("%032x", i)
+		}
+		s.Log(r)
+		if i%100_000 == 99_999 {
+			require.NoError(b, s.Flush(context.Background()))
+		}
+	}
+	require.NoError(b, s.Flush(context.Background()))
+	ctx := context.Background()
+	b.Run("summary-last-hour", func(b *testing.B) {
+		for range b.N {
+			sum, err := s.Summary(ctx, now.Add(-time.Hour))
+			if err != nil || len(sum) != 45 {
+				b.Fatal(err, len(sum))
+			}
+		}
+	})
+	b.Run("by-trace", func(b *testing.B) {
+		id := fmt.Sprintf("%032x", 500_000)
+		for range b.N {
+			got, err := s.ByTrace(ctx, id)
+			if err != nil || len(got) != 1 {
+				b.Fatal(err, len(got))
+			}
+		}
+	})
+}
