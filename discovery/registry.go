@@ -59,11 +59,15 @@ type Defaults struct {
 
 // Problem is one thing wrong in a registry file, at a line.
 type Problem struct {
+	// File is the registry file.
 	File string
+	// Line is the problem's line, or 0 when it has none.
 	Line int
-	Msg  string
+	// Msg says what is wrong and how to fix it.
+	Msg string
 }
 
+// String returns the problem as "file:line: message".
 func (p Problem) String() string {
 	if p.Line > 0 {
 		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
@@ -76,6 +80,7 @@ type ValidationError struct {
 	Problems []Problem
 }
 
+// Error lists the problems, one a line.
 func (e *ValidationError) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
