@@ -1,11 +1,14 @@
 package platform
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"runtime"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -19,15 +22,16 @@ const maxRequestIDLen = 128
 
 // requestID keeps an incoming X-Request-ID made of 1 to 128 letters, digits,
 // '-', '_', '.' or ':', and otherwise makes one (32 hex digits); it sets it
-// on the request and the response.
+// on the response.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		id := req.Header.Get(echo.HeaderXRequestID)
 		if !saneID(id) {
 			id = newID()
-			req.Header.Set(echo.HeaderXRequestID, id)
 		}
+		// On the response, where the request log and RequestLogger read
+		// it, as echo's own RequestID middleware does.
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		return next(c)
 	}
@@ -99,7 +103,11 @@ func RequestLogger(c echo.Context, log *slog.Logger) *slog.Logger {
 // child of an incoming W3C traceparent. Attributes are set only on spans
 // that are recorded (sampled and exported), so an unexported trace costs a
 // trace id and little else.
-func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) echo.MiddlewareFunc {
+//
+// It also gives the request's context its deadline (timeout), so that one
+// request copy serves both; timeoutErrors, innermost, turns a handler's
+// deadline error into a 503.
+func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeout time.Duration) echo.MiddlewareFunc {
 	tracer := tp.Tracer("github.com/flotilla-go/flotilla/platform")
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -107,6 +115,8 @@ func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) echo.M
 			ctx := prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
 			route := c.Path()
 			ctx, span := tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
 			err := next(c)
 			if span.IsRecording() {
@@ -128,5 +138,17 @@ func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) echo.M
 			span.End()
 			return err
 		}
+	}
+}
+
+// timeoutErrors answers 503 Service Unavailable when a handler fails
+// because its request's deadline passed.
+func timeoutErrors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		err := next(c)
+		if err != nil && errors.Is(err, context.DeadlineExceeded) && c.Request().Context().Err() != nil {
+			return echo.ErrServiceUnavailable.WithInternal(err)
+		}
+		return err
 	}
 }

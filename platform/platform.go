@@ -183,8 +183,9 @@ type instance struct {
 }
 
 // prepare sets up telemetry, the request log and /health, and adds the
-// middleware chain to app, outermost first: request ID, recover, tracing,
-// request metrics (when on), the request log, body limit, request timeout.
+// middleware chain to app, outermost first: request ID, recover, tracing
+// (which also sets the request's deadline), request metrics (when on), the
+// request log, body limit, and the mapping of deadline errors to 503.
 func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (*instance, error) {
 	tel, err := newTelemetry(ctx, c)
 	if err != nil {
@@ -196,7 +197,7 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 
 	app.Use(requestID)
 	app.Use(recoverer(log))
-	app.Use(tracing(tel.tp, otel.GetTextMapPropagator()))
+	app.Use(tracing(tel.tp, otel.GetTextMapPropagator(), c.requestTimeout))
 	if tel.mp != nil {
 		m, err := tel.requestMetrics(rl)
 		if err != nil {
@@ -208,7 +209,7 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	}
 	app.Use(logger.Middleware(rl, c.service))
 	app.Use(middleware.BodyLimit(c.bodyLimit))
-	app.Use(middleware.ContextTimeout(c.requestTimeout))
+	app.Use(timeoutErrors)
 	routed := map[string]bool{}
 	for _, r := range app.Routes() {
 		routed[r.Method+" "+r.Path] = true

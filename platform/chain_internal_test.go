@@ -1,0 +1,45 @@
+package platform
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The request's context carries the request timeout; a handler that fails
+// on it answers 503, and the request ID is on the response.
+func TestChain_RequestTimeout(t *testing.T) {
+	c, err := load("timeouts", []Option{WithRegistry(""), WithDB(filepath.Join(t.TempDir(), "f.db")),
+		WithListen(":1"), WithRequestTimeout(20 * time.Millisecond)})
+	require.NoError(t, err)
+	e := echo.New()
+	var deadline time.Time
+	e.GET("/wait", func(c echo.Context) error {
+		ctx := c.Request().Context()
+		deadline, _ = ctx.Deadline()
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	inst, err := prepare(context.Background(), e, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	defer inst.tel.Shutdown(context.Background())
+	defer inst.rl.Close()
+
+	start := time.Now()
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/wait", nil))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	require.False(t, deadline.IsZero(), "the handler's context has a deadline")
+	assert.False(t, deadline.Before(start.Add(20*time.Millisecond)), "not sooner than the timeout")
+	assert.True(t, deadline.Before(time.Now()), "and it passed")
+	assert.Regexp(t, "^[0-9a-f]{32}$", rec.Header().Get(echo.HeaderXRequestID))
+}
