@@ -22,16 +22,17 @@ const maxRequestIDLen = 128
 
 // requestID keeps an incoming X-Request-ID made of 1 to 128 letters, digits,
 // '-', '_', '.' or ':', and otherwise makes one (32 hex digits); it sets it
-// on the response.
+// on the request and the response.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		id := req.Header.Get(echo.HeaderXRequestID)
 		if !saneID(id) {
 			id = newID()
+			// On the request too, so that a handler that forwards the
+			// request's headers (a proxy) passes it on.
+			req.Header.Set(echo.HeaderXRequestID, id)
 		}
-		// On the response, where the request log and RequestLogger read
-		// it, as echo's own RequestID middleware does.
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		return next(c)
 	}

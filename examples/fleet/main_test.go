@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	_ "github.com/mattn/go-sqlite3"
 )
 
 // A fleet of 10 real processes: started together, healthy, exercised
@@ -79,4 +82,23 @@ func TestFleet(t *testing.T) {
 	require.NoError(t, f.finish(&report))
 	assert.Zero(t, report.Crashes, out.String())
 	assert.Zero(t, report.LostRows, out.String())
+
+	// gateway → agent-geo and gateway → crypto-feeds → upstream: the rows of
+	// one call share its trace id in the one file (and the gateway passes
+	// its request id on too).
+	db, err := sql.Open("sqlite3", "file:"+dir+"/flotilla.db?mode=ro")
+	require.NoError(t, err)
+	defer db.Close()
+	for _, hop := range []struct{ path, service string }{
+		{"/v1/agent-geo/geo/192.0.2.1", "agent-geo"},
+		{"/v1/crypto-feeds/api/prices", "upstream"},
+	} {
+		var n int
+		err := db.QueryRow(`SELECT count(*) FROM requests g JOIN requests s
+			ON s.trace_id = g.trace_id AND s.service = ?
+			   AND (s.request_id = g.request_id OR s.service = 'upstream')
+			WHERE g.service = 'agent-gateway' AND g.path = ? AND g.trace_id <> ''`, hop.service, hop.path).Scan(&n)
+		require.NoError(t, err)
+		assert.Equal(t, 3, n, "%s: one call per start and restart, each traced through", hop.path)
+	}
 }

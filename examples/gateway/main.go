@@ -24,6 +24,8 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"golang.org/x/time/rate"
 
 	"github.com/flotilla-go/flotilla/breaker"
@@ -88,6 +90,11 @@ func (g *gateway) call(c echo.Context) error {
 	}
 	req := c.Request().Clone(c.Request().Context())
 	req.Header.Del("Authorization") // the key stays here
+	// One request id and one trace across the hop, in the shared log.
+	if id := c.Response().Header().Get(echo.HeaderXRequestID); id != "" {
+		req.Header.Set(echo.HeaderXRequestID, id)
+	}
+	otel.GetTextMapPropagator().Inject(req.Context(), propagation.HeaderCarrier(req.Header))
 	req.URL.Scheme, req.URL.Host, req.Host = "http", name, name
 	req.URL.Path = "/" + c.Param("*")
 	req.URL.RawPath = ""
