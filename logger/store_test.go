@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -189,7 +190,7 @@ func TestStore_OddValues(t *testing.T) {
 		}
 		require.NoError(t, rows.Scan(&g.method, &g.path, &g.ua, &g.errText, &g.status, &g.ts))
 		for _, v := range []string{g.method, g.path, g.ua, g.errText} {
-			assert.True(t, utf8Valid(v), "stored text is valid UTF-8: %q", v)
+			assert.True(t, utf8.ValidString(v), "stored text is valid UTF-8: %q", v)
 		}
 		assert.LessOrEqual(t, len(g.path), logger.MaxPathLen)
 		assert.LessOrEqual(t, len(g.ua), logger.MaxUserAgentLen)

@@ -2,6 +2,7 @@ package logger_test
 
 import (
 	"bufio"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -109,7 +110,7 @@ func killMidStream(t *testing.T, path string) int {
 	for flushed < 20000 && lines.Scan() {
 		require.True(t, time.Now().Before(deadline), "writer too slow")
 		var n int
-		_, err := fmtSscanf(lines.Text(), "flushed %d", &n)
+		_, err := fmt.Sscanf(lines.Text(), "flushed %d", &n)
 		require.NoError(t, err, lines.Text())
 		flushed = n
 	}
@@ -120,7 +121,7 @@ func killMidStream(t *testing.T, path string) int {
 	// Reports that were in the pipe when the process died count too.
 	for lines.Scan() {
 		var n int
-		if _, err := fmtSscanf(lines.Text(), "flushed %d", &n); err == nil {
+		if _, err := fmt.Sscanf(lines.Text(), "flushed %d", &n); err == nil {
 			flushed = n
 		}
 	}
