@@ -76,3 +76,29 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = end
 	c.mu.Unlock()
 }
+
+// AdvanceWhenWaiting waits (polling, up to 10 s) until a timer is pending,
+// then moves the clock to it, and returns how far that was.
+func (c *fakeClock) AdvanceWhenWaiting() (time.Duration, bool) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		var next *fakeTimer
+		for _, t := range c.timers {
+			if !t.stopped && (next == nil || t.at.Before(next.at)) {
+				next = t
+			}
+		}
+		var d time.Duration
+		if next != nil {
+			d = next.at.Sub(c.now)
+		}
+		c.mu.Unlock()
+		if next != nil {
+			c.Advance(d)
+			return d, true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return 0, false
+}

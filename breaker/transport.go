@@ -330,7 +330,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		var delay time.Duration
 		if retryAfter > 0 {
 			delay = retryAfter
-			if dl, ok := ctx.Deadline(); ok && clock.Now().Add(delay).After(dl) {
+			// Context deadlines are on the system clock, whatever Clock says.
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay {
 				return nil, &CallError{Name: b.s.name, Attempts: attempts, Err: lastErr,
 					Note: fmt.Sprintf("gave up: Retry-After %v is past the caller's deadline", delay)}
 			}

@@ -137,12 +137,21 @@ func TestTransport_RetryAfterWithinDeadline(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	start := time.Now()
-	res, err := get(ctx, client(t), srv.URL)
+	clk := newFakeClock()
+	waited := make(chan time.Duration, 1)
+	go func() {
+		d, ok := clk.AdvanceWhenWaiting()
+		if !ok {
+			d = -1
+		}
+		waited <- d
+	}()
+	res, err := get(ctx, client(t, breaker.WithClock(clk)), srv.URL)
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, http.StatusOK, res.StatusCode)
-	assert.GreaterOrEqual(t, time.Since(start), time.Second, "waited for Retry-After")
+	assert.Equal(t, time.Second, <-waited, "waited for Retry-After")
+	assert.Equal(t, int32(2), srv.hits.Load())
 }
 
 // A Retry-After past the caller's deadline gives up at once and says so.
