@@ -30,7 +30,7 @@ var (
 // Run; names not in it are dialed through normal DNS.
 func Client() *http.Client {
 	clientOnce.Do(func() {
-		client = &http.Client{Transport: propagate{breaker.Transport(&byName{})}}
+		client = &http.Client{Transport: Propagate(breaker.Transport(&byName{}))}
 	})
 	return client
 }
@@ -42,7 +42,7 @@ func NewClient(reg *discovery.Registry, opts ...breaker.Option) *http.Client {
 	if reg != nil {
 		base = reg.Transport(nil)
 	}
-	return &http.Client{Transport: propagate{breaker.Transport(base, opts...)}}
+	return &http.Client{Transport: Propagate(breaker.Transport(base, opts...))}
 }
 
 // byName dials through the running service's port map, found on first use:
@@ -68,7 +68,13 @@ func (b *byName) RoundTrip(req *http.Request) (*http.Response, error) {
 	return b.rt.RoundTrip(req)
 }
 
-// propagate injects the trace context of each request's context.
+// Propagate returns a RoundTripper that adds the W3C trace context of each
+// request's context (traceparent, and baggage) to its headers, through the
+// global propagator Run installs, then sends it with next. Client and
+// NewClient use it; use it for a transport of your own, such as a reverse
+// proxy's.
+func Propagate(next http.RoundTripper) http.RoundTripper { return propagate{next} }
+
 type propagate struct{ next http.RoundTripper }
 
 func (p propagate) RoundTrip(req *http.Request) (*http.Response, error) {

@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -194,4 +195,29 @@ func load(service string, opts []Option) (*config, error) {
 		c.logRetry = DefaultLogRetry
 	}
 	return c, nil
+}
+
+// PortMap returns the port map Run uses with the same options: WithRegistry,
+// else FLOTILLA_REGISTRY, else flotilla.toml in the working directory. It is
+// an error when there is none, or when the configuration is bad.
+func PortMap(opts ...Option) (*discovery.Registry, error) {
+	c, err := load("", opts)
+	if err != nil {
+		return nil, err
+	}
+	if c.reg == nil {
+		return nil, errors.New("platform: no port map: set FLOTILLA_REGISTRY or put " + DefaultRegistry + " in the working directory")
+	}
+	return c.reg, nil
+}
+
+// LogPath returns the shared request log's file that Run uses with the
+// same options: WithDB, else FLOTILLA_DB, else the port map's [defaults]
+// db, else DefaultDB beside the port map or in the working directory.
+func LogPath(opts ...Option) (string, error) {
+	c, err := load("", opts)
+	if err != nil {
+		return "", err
+	}
+	return c.db, nil
 }

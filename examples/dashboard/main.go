@@ -8,11 +8,8 @@ package main
 import (
 	"context"
 	"database/sql"
-	"flag"
 	"log"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -54,31 +51,19 @@ func monitor(reg *discovery.Registry) *health.Monitor {
 }
 
 func main() {
-	registry := flag.String("registry", envOr("FLOTILLA_REGISTRY", "flotilla.toml"), "the port map")
-	dbPath := flag.String("db", "", "the shared request log (default: the port map's [defaults] db)")
-	flag.Parse()
-	reg, err := discovery.Load(*registry)
+	reg, err := platform.PortMap()
 	if err != nil {
 		log.Fatal(err)
 	}
-	if *dbPath == "" {
-		*dbPath = reg.Defaults().DB
-	}
-	if *dbPath == "" {
-		*dbPath = filepath.Join(filepath.Dir(*registry), "flotilla.db")
+	dbPath, err := platform.LogPath()
+	if err != nil {
+		log.Fatal(err)
 	}
 	mon := monitor(reg)
-	app, _, err := newApp(reg, *dbPath, mon) // it only reads: nothing to flush at exit
+	app, _, err := newApp(reg, dbPath, mon) // it only reads: nothing to flush at exit
 	if err != nil {
 		log.Fatal(err)
 	}
 	go mon.Run(context.Background())
-	platform.Main(app, "dashboard", platform.WithRegistry(*registry), platform.WithDB(*dbPath))
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
+	platform.Main(app, "dashboard")
 }

@@ -17,15 +17,12 @@ import (
 	"math"
 	"net/http"
 	"net/http/httputil"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/labstack/echo/v4"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
 	"golang.org/x/time/rate"
 
 	"github.com/flotilla-go/flotilla/breaker"
@@ -90,11 +87,11 @@ func (g *gateway) call(c echo.Context) error {
 	}
 	req := c.Request().Clone(c.Request().Context())
 	req.Header.Del("Authorization") // the key stays here
-	// One request id and one trace across the hop, in the shared log.
+	// One request id across the hop, in the shared log; the proxy's
+	// transport passes the trace on.
 	if id := c.Response().Header().Get(echo.HeaderXRequestID); id != "" {
 		req.Header.Set(echo.HeaderXRequestID, id)
 	}
-	otel.GetTextMapPropagator().Inject(req.Context(), propagation.HeaderCarrier(req.Header))
 	req.URL.Scheme, req.URL.Host, req.Host = "http", name, name
 	req.URL.Path = "/" + c.Param("*")
 	req.URL.RawPath = ""
@@ -115,19 +112,18 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func main() {
-	registry := flag.String("registry", envOr("FLOTILLA_REGISTRY", "flotilla.toml"), "the port map")
 	keysPath := flag.String("keys", "", "the API keys' SQLite file (default: gateway-keys.db beside the port map)")
 	perSecond := flag.Float64("rate", 10, "requests per second per key")
 	burst := flag.Int("burst", 20, "burst per key")
 	credits := flag.Int("credits", FreeCredits, "credits of a new key")
 	flag.Parse()
 
-	reg, err := discovery.Load(*registry)
+	reg, err := platform.PortMap()
 	if err != nil {
 		log.Fatal(err)
 	}
 	if *keysPath == "" {
-		*keysPath = filepath.Join(filepath.Dir(*registry), "gateway-keys.db")
+		*keysPath = filepath.Join(filepath.Dir(reg.Path()), "gateway-keys.db")
 	}
 	k, err := openKeys(*keysPath)
 	if err != nil {
@@ -135,7 +131,7 @@ func main() {
 	}
 	k.credits = *credits
 	app := newApp(reg, k, rate.Limit(*perSecond), *burst)
-	platform.Main(app, "agent-gateway", platform.WithRegistry(*registry))
+	platform.Main(app, "agent-gateway")
 }
 
 // newApp returns the gateway's routes.
@@ -143,19 +139,12 @@ func newApp(reg *discovery.Registry, k *keys, perSecond rate.Limit, burst int, o
 	g := &gateway{keys: k, reg: reg, rate: perSecond, burst: burst, limits: map[string]*rate.Limiter{}}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetXForwarded() },
-		Transport: breaker.Transport(reg.Transport(nil, discovery.WithStrictNames()),
-			append([]breaker.Option{breaker.WithRetries(1)}, opts...)...),
+		Transport: platform.Propagate(breaker.Transport(reg.Transport(nil, discovery.WithStrictNames()),
+			append([]breaker.Option{breaker.WithRetries(1)}, opts...)...)),
 		ErrorHandler: proxyError,
 	}
 	app := echo.New()
 	app.POST("/api/keys/create", g.createKey)
 	app.Any("/v1/:service/*", g.call)
 	return app
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }

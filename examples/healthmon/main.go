@@ -31,12 +31,11 @@ func targets(reg *discovery.Registry, client *http.Client, self string) []health
 }
 
 func main() {
-	registry := flag.String("registry", envOr("FLOTILLA_REGISTRY", "flotilla.toml"), "the port map")
 	webhook := flag.String("webhook", "", "POST alerts to this URL (default: print them)")
 	interval := flag.Duration("interval", health.DefaultInterval, "time between polls")
 	flag.Parse()
 
-	reg, err := discovery.Load(*registry)
+	reg, err := platform.PortMap()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -56,12 +55,5 @@ func main() {
 
 	app := echo.New()
 	app.GET("/status", func(c echo.Context) error { return c.JSON(http.StatusOK, m.Snapshot()) })
-	platform.Main(app, "healthmon", platform.WithRegistry(*registry))
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
+	platform.Main(app, "healthmon")
 }
