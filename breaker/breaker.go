@@ -38,6 +38,9 @@ func (s State) String() string {
 	return "unknown"
 }
 
+// MarshalText returns the state's name, so snapshots read well as JSON.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Outcome is what a call's result means to the breaker.
 type Outcome int
 
@@ -473,10 +476,9 @@ func (b *Breaker) dispatch() {
 type Snapshot struct {
 	// Name is the breaker's name.
 	Name string `json:"name"`
-	// State is closed, half-open or open.
-	State State `json:"-"`
-	// StateName is State as text.
-	StateName string `json:"state"`
+	// State is closed, half-open or open ("closed", "half-open", "open"
+	// in JSON).
+	State State `json:"state"`
 	// ConsecutiveFailures counts failures in a row in the closed state.
 	ConsecutiveFailures int `json:"consecutiveFailures"`
 	// Calls, Failures and Slow count the calls in the sliding window
@@ -505,7 +507,6 @@ func (b *Breaker) State() Snapshot {
 	s := Snapshot{
 		Name:                b.s.name,
 		State:               st,
-		StateName:           st.String(),
 		ConsecutiveFailures: int(b.consec.Load()),
 		Calls:               calls,
 		Failures:            fails,

@@ -2,6 +2,7 @@ package breaker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"sync"
@@ -292,9 +293,19 @@ func TestBreaker_Concurrent(t *testing.T) {
 					continue
 				}
 				done(breaker.Outcome(rand.IntN(3)))
-				_ = b.State()
+				s := b.State()
+				if s.Calls > breaker.DefaultWindowCalls || s.Failures > s.Calls || s.Slow > s.Calls {
+					t.Errorf("inconsistent window: %+v", s)
+					return
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	s := b.State()
+	assert.Positive(t, s.Trips, "random failures at a 50%% rule trip it")
+	assert.Contains(t, []breaker.State{breaker.Closed, breaker.HalfOpen, breaker.Open}, s.State)
+	js, err := json.Marshal(s)
+	require.NoError(t, err)
+	assert.Contains(t, string(js), `"state":"`+s.State.String()+`"`)
 }

@@ -18,7 +18,7 @@ func ExampleBreaker_Execute() {
 		b.Execute(context.Background(), func(ctx context.Context) error { return errors.New("connection refused") })
 	}
 	err := b.Execute(context.Background(), func(ctx context.Context) error { return nil })
-	fmt.Println(errors.Is(err, breaker.ErrOpen), b.State().StateName)
+	fmt.Println(errors.Is(err, breaker.ErrOpen), b.State().State)
 	// Output: true open
 }
 

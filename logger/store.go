@@ -33,7 +33,7 @@ type Store struct {
 	path string
 	opts options
 	log  *slog.Logger
-	wdb  *sql.DB // one connection: the writer, pruning and checkpoints
+	wdb  *sql.DB // one connection: setup, pruning and checkpoints (the writer has bc)
 	rdb  *sql.DB // read-only connections for queries
 
 	q    queue

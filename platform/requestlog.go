@@ -70,6 +70,8 @@ func (rl *requestLog) retry(every time.Duration, log *slog.Logger) {
 	}
 }
 
+var _ logger.Sink = (*requestLog)(nil)
+
 // Log implements logger.Sink.
 func (rl *requestLog) Log(r logger.Record) {
 	if s := rl.store.Load(); s != nil {

@@ -21,8 +21,6 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
-	"github.com/flotilla-go/flotilla/logger"
 )
 
 // telemetry holds the process's OpenTelemetry providers.
@@ -145,5 +143,3 @@ func (t *telemetry) requestMetrics(rl *requestLog) (echo.MiddlewareFunc, error) 
 		}
 	}, nil
 }
-
-var _ logger.Sink = (*requestLog)(nil)
