@@ -27,7 +27,6 @@ type fixture struct {
 	db    string
 	keys  *keys
 	geo   *http.Server
-	stop  func()
 }
 
 // setup runs a public agent-geo and a private admin on unix sockets, and
