@@ -252,7 +252,8 @@ func (f *fleet) waitHealthy(ctx context.Context) error {
 					}
 				}
 			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+name+"/health/live", nil)
+			s, _ := f.reg.Service(name)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+name+s.Health, nil) // readiness, not liveness
 			res, err := f.client.Do(req)
 			if err != nil {
 				continue
