@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cenkalti/backoff/v4"
 )
@@ -56,21 +57,24 @@ const (
 )
 
 // Breaker is a circuit breaker. It is safe for concurrent use. The closed
-// path of the consecutive-failures rule takes no lock; the open path neither
+// path takes no lock, and reads the clock only to time calls for the
+// slow-call rule or to place them in a time window; the open path neither
 // locks nor reads the clock.
 type Breaker struct {
 	s         settings
-	state     atomic.Int32
+	mode      atomic.Int32 // the State, plus windowed when a rate rule is on
 	consec    atomic.Int64
+	win       atomic.Pointer[window]
 	openErr   atomic.Pointer[OpenError]
+	refuse    unsafe.Pointer // *OpenError: openErr while open, unless metrics count rejections
 	tooMany   *OpenError
-	useWindow bool // a rate rule is on: outcomes go through mu
-	timeCalls bool // the slow-call rule is on: calls are timed
+	windowed  int32 // windowed when a rate rule is on, else 0
+	timeCalls bool  // the slow-call rule is on: calls are timed
+	sysClock  bool  // the clock is the system's: read the coarse one
 	doneFn    func(Outcome)
 	stats     counters
 
 	mu        sync.Mutex
-	win       window
 	gen       uint64 // bumped by each change of state
 	probes    int    // probes in flight
 	probeOK   int    // probes that succeeded in this half-open period
@@ -86,6 +90,13 @@ type Breaker struct {
 
 type event struct{ from, to State }
 
+// windowed is set in Breaker.mode when a rate rule is on, so that one
+// atomic load tells Execute both the state and which closed path to take.
+const (
+	windowed  = 4
+	stateMask = 3
+)
+
 // New returns a closed breaker. With no options it trips after
 // DefaultConsecutiveFailures failures in a row, stays open
 // DefaultOpenTimeout (doubling on each trip up to DefaultMaxOpenTimeout),
@@ -100,9 +111,13 @@ func New(opts ...Option) *Breaker {
 
 func newBreaker(s settings) *Breaker {
 	b := &Breaker{s: s}
-	b.useWindow = s.failureRate > 0 || s.slowRate > 0
+	if s.failureRate > 0 || s.slowRate > 0 {
+		b.windowed = windowed
+	}
 	b.timeCalls = s.slowRate > 0 && s.slowThreshold > 0
-	b.win.init(s.windowCalls, s.windowTime)
+	_, b.sysClock = s.clock.(systemClock)
+	b.win.Store(newWindow(s.windowCalls, int64(s.windowTime)))
+	b.mode.Store(b.windowed)
 	b.tooMany = &OpenError{Name: s.name, Err: ErrTooManyProbes, clock: s.clock}
 	b.openBO = backoff.NewExponentialBackOff()
 	b.openBO.InitialInterval = s.openTimeout
@@ -119,18 +134,37 @@ func newBreaker(s settings) *Breaker {
 // Name returns the breaker's name.
 func (b *Breaker) Name() string { return b.s.name }
 
+// current returns the breaker's state.
+func (b *Breaker) current() State { return State(b.mode.Load() & stateMask) }
+
+// nanos reads the clock for timing calls and placing them in a time window:
+// the coarse clock in place of the system clock, else the injected one.
+func (b *Breaker) nanos() int64 {
+	if b.sysClock && coarse.quiet.Load() == 0 {
+		return coarse.now.Load()
+	}
+	return b.nanosSlow()
+}
+
+func (b *Breaker) nanosSlow() int64 {
+	if b.sysClock {
+		return coarse.nanos()
+	}
+	return b.s.clock.Now().UnixNano()
+}
+
 // Allow asks to make one call. If the breaker refuses, it returns an
 // *OpenError (matching ErrOpen or ErrTooManyProbes) and the call must not
 // be made. Otherwise the caller makes the call and then calls done exactly
 // once with its outcome.
 func (b *Breaker) Allow() (done func(Outcome), err error) {
-	switch State(b.state.Load()) {
+	switch b.current() {
 	case Closed:
 		if !b.timeCalls {
 			return b.doneFn, nil
 		}
-		start := b.s.clock.Now()
-		return func(o Outcome) { b.record(o, b.s.clock.Now().Sub(start)) }, nil
+		start := b.nanos()
+		return func(o Outcome) { b.record(o, start) }, nil
 	case Open:
 		return nil, b.reject()
 	}
@@ -139,55 +173,30 @@ func (b *Breaker) Allow() (done func(Outcome), err error) {
 
 // Execute runs fn if the breaker allows it and records its outcome: a nil
 // error is a success; an error is a failure, except that the context's own
-// cancellation (ctx.Err() != nil, the caller gave up) is neutral. A panic in
-// fn is recorded as a failure and re-raised.
+// cancellation (ctx.Err() != nil, the caller gave up) is neutral.
+//
+// A panic in fn goes up to the caller. A probe call that panics counts as
+// failed; in the closed state a panic is not counted at all (it is a bug of
+// the caller, and catching it would cost every call a deferred function).
 func (b *Breaker) Execute(ctx context.Context, fn func(ctx context.Context) error) error {
-	st := State(b.state.Load())
-	if st == Open {
-		return b.reject()
+	// Small enough to be inlined (hence the unsafe.Pointer, which the
+	// inliner weighs less than atomic.Pointer): an open breaker refuses
+	// with no call.
+	if e := (*OpenError)(atomic.LoadPointer(&b.refuse)); e != nil {
+		return e
 	}
-	if st == HalfOpen {
-		done, err := b.allowProbe()
-		if err != nil {
-			return err
-		}
-		return runAndReport(ctx, fn, done)
-	}
-	if !b.useWindow {
-		return b.executeConsecutive(ctx, fn)
-	}
-	var start time.Time
-	if b.timeCalls {
-		start = b.s.clock.Now()
-	}
-	failed := true
-	defer func() {
-		if failed { // fn panicked
-			b.record(Failure, 0)
-		}
-	}()
-	err := fn(ctx)
-	failed = false
-	var d time.Duration
-	if b.timeCalls {
-		d = b.s.clock.Now().Sub(start)
-	}
-	b.record(outcomeOf(ctx, err), d)
-	return err
+	return b.execute(ctx, fn)
 }
 
-// executeConsecutive is Execute's closed path when only the consecutive
-// failures rule is on: two atomic loads around the call, no lock, no clock.
-func (b *Breaker) executeConsecutive(ctx context.Context, fn func(ctx context.Context) error) error {
-	failed := true
-	defer func() {
-		if failed {
-			b.record(Failure, 0)
+func (b *Breaker) execute(ctx context.Context, fn func(ctx context.Context) error) error {
+	switch b.mode.Load() {
+	case int32(Closed):
+		// Only the consecutive failures rule is on: no lock, no clock, and
+		// no atomic write while calls succeed.
+		if err := fn(ctx); err != nil {
+			b.record(outcomeOf(ctx, err), 0)
+			return err
 		}
-	}()
-	err := fn(ctx)
-	failed = false
-	if err == nil {
 		if metricsOn.Load() {
 			b.stats.success.Add(1)
 		}
@@ -195,9 +204,47 @@ func (b *Breaker) executeConsecutive(ctx context.Context, fn func(ctx context.Co
 			b.consec.Store(0)
 		}
 		return nil
+	case windowed | int32(Closed):
+		return b.executeWindowed(ctx, fn)
+	case int32(Open), windowed | int32(Open):
+		return b.reject()
 	}
-	b.record(outcomeOf(ctx, err), 0)
-	return err
+	done, err := b.allowProbe()
+	if err != nil {
+		return err
+	}
+	return runAndReport(ctx, fn, done)
+}
+
+// executeWindowed is Execute's closed path when a rate rule is on.
+func (b *Breaker) executeWindowed(ctx context.Context, fn func(ctx context.Context) error) error {
+	var start int64
+	if b.timeCalls {
+		start = b.nanos()
+	}
+	err := fn(ctx)
+	if err != nil {
+		b.record(outcomeOf(ctx, err), start)
+		return err
+	}
+	// record's work for a success, inline: this is the path that counts.
+	var now int64
+	if b.timeCalls || b.s.windowTime > 0 {
+		now = b.nanos()
+	}
+	slow := b.timeCalls && now-start > int64(b.s.slowThreshold)
+	if metricsOn.Load() {
+		b.stats.success.Add(1)
+	}
+	if b.consec.Load() != 0 {
+		b.consec.Store(0)
+	}
+	w := b.win.Load()
+	w.add(false, slow, now)
+	if slow && b.rateExceeded(w, now) {
+		b.trip(Closed)
+	}
+	return nil
 }
 
 func runAndReport(ctx context.Context, fn func(ctx context.Context) error, done func(Outcome)) error {
@@ -237,61 +284,48 @@ func (b *Breaker) reject() error {
 // calls are not timed. It is built once, so Allow allocates nothing.
 func (b *Breaker) doneClosed(o Outcome) { b.record(o, 0) }
 
-// record counts the outcome of a call made in the closed state.
-func (b *Breaker) record(o Outcome, d time.Duration) {
+// record counts the outcome of a call made in the closed state; start is
+// when it began, on b.nanos, if calls are timed.
+func (b *Breaker) record(o Outcome, start int64) {
 	if metricsOn.Load() {
 		b.stats.add(o)
-	}
-	if !b.useWindow {
-		switch o {
-		case Failure:
-			if n := b.consec.Add(1); b.s.consecutive > 0 && n >= int64(b.s.consecutive) {
-				b.trip(Closed)
-			}
-		case Success:
-			if b.consec.Load() != 0 {
-				b.consec.Store(0)
-			}
-		}
-		return
 	}
 	if o == Neutral {
 		return
 	}
-	slow := b.timeCalls && d > b.s.slowThreshold
-	b.mu.Lock()
-	if State(b.state.Load()) != Closed {
-		b.mu.Unlock()
-		return
-	}
-	if o == Failure {
-		b.consec.Add(1)
-	} else {
+	failed := o == Failure
+	trip := false
+	if failed {
+		n := b.consec.Add(1)
+		trip = b.s.consecutive > 0 && n >= int64(b.s.consecutive)
+	} else if b.consec.Load() != 0 {
 		b.consec.Store(0)
 	}
-	b.win.add(o == Failure, slow, b.now())
-	trip := b.s.consecutive > 0 && b.consec.Load() >= int64(b.s.consecutive)
-	if calls, fails, slows := b.win.totals(); calls >= b.s.minCalls {
-		if b.s.failureRate > 0 && float64(fails) >= b.s.failureRate*float64(calls) {
-			trip = true
+	if b.windowed != 0 {
+		var now int64
+		if b.timeCalls || b.s.windowTime > 0 {
+			now = b.nanos()
 		}
-		if b.s.slowRate > 0 && float64(slows) >= b.s.slowRate*float64(calls) {
-			trip = true
+		slow := b.timeCalls && now-start > int64(b.s.slowThreshold)
+		w := b.win.Load()
+		w.add(failed, slow, now)
+		if (failed || slow) && !trip {
+			trip = b.rateExceeded(w, now)
 		}
 	}
 	if trip {
-		b.tripLocked(Closed)
+		b.trip(Closed)
 	}
-	b.mu.Unlock()
-	b.dispatch()
 }
 
-// now reads the clock; only the rate rules need it on the closed path.
-func (b *Breaker) now() time.Time {
-	if b.s.windowTime > 0 {
-		return b.s.clock.Now()
+// rateExceeded reports whether a rate rule trips on the window w.
+func (b *Breaker) rateExceeded(w *window, now int64) bool {
+	calls, fails, slows := w.totals(now)
+	if calls < b.s.minCalls {
+		return false
 	}
-	return time.Time{}
+	return b.s.failureRate > 0 && float64(fails) >= b.s.failureRate*float64(calls) ||
+		b.s.slowRate > 0 && float64(slows) >= b.s.slowRate*float64(calls)
 }
 
 // trip opens the breaker if it is still in state from.
@@ -303,7 +337,7 @@ func (b *Breaker) trip(from State) {
 }
 
 func (b *Breaker) tripLocked(from State) {
-	if State(b.state.Load()) != from {
+	if b.current() != from {
 		return
 	}
 	d := min(b.openBO.NextBackOff(), b.s.maxOpen) // jitter may overshoot the cap
@@ -321,7 +355,12 @@ func (b *Breaker) openFor(d time.Duration) {
 		b.timer.Stop()
 	}
 	b.nextProbe = b.s.clock.Now().Add(d)
-	b.openErr.Store(&OpenError{Name: b.s.name, NextProbe: b.nextProbe, Err: ErrOpen, clock: b.s.clock})
+	e := &OpenError{Name: b.s.name, NextProbe: b.nextProbe, Err: ErrOpen, clock: b.s.clock}
+	b.openErr.Store(e)
+	atomic.StorePointer(&b.refuse, unsafe.Pointer(e))
+	if metricsOn.Load() {
+		atomic.StorePointer(&b.refuse, nil) // execute counts each rejection
+	}
 	b.gen++
 	gen := b.gen
 	b.timer = b.s.clock.AfterFunc(d, func() { b.halfOpen(gen) })
@@ -329,8 +368,9 @@ func (b *Breaker) openFor(d time.Duration) {
 
 // change records a change of state; mu is held.
 func (b *Breaker) change(from, to State) {
-	b.state.Store(int32(to))
+	b.mode.Store(int32(to) | b.windowed)
 	if to != Open {
+		atomic.StorePointer(&b.refuse, nil)
 		b.gen++
 	}
 	b.stats.transitions[to].Add(1)
@@ -341,7 +381,7 @@ func (b *Breaker) change(from, to State) {
 
 func (b *Breaker) halfOpen(gen uint64) {
 	b.mu.Lock()
-	if b.gen != gen || State(b.state.Load()) != Open {
+	if b.gen != gen || b.current() != Open {
 		b.mu.Unlock()
 		return
 	}
@@ -354,7 +394,7 @@ func (b *Breaker) halfOpen(gen uint64) {
 
 func (b *Breaker) allowProbe() (func(Outcome), error) {
 	b.mu.Lock()
-	switch State(b.state.Load()) {
+	switch b.current() {
 	case Closed:
 		b.mu.Unlock()
 		return b.Allow()
@@ -388,7 +428,7 @@ func (b *Breaker) probeDone(gen uint64, o Outcome) {
 		b.stats.add(o)
 	}
 	b.mu.Lock()
-	if b.gen != gen || State(b.state.Load()) != HalfOpen {
+	if b.gen != gen || b.current() != HalfOpen {
 		b.mu.Unlock()
 		return
 	}
@@ -408,7 +448,7 @@ func (b *Breaker) probeDone(gen uint64, o Outcome) {
 
 func (b *Breaker) probesTimedOut(gen uint64) {
 	b.mu.Lock()
-	if b.gen == gen && State(b.state.Load()) == HalfOpen {
+	if b.gen == gen && b.current() == HalfOpen {
 		b.timer = nil
 		b.tripLocked(HalfOpen)
 	}
@@ -425,7 +465,7 @@ func (b *Breaker) closeLocked() {
 	}
 	b.openBO.Reset()
 	b.consec.Store(0)
-	b.win.reset()
+	b.win.Store(newWindow(b.s.windowCalls, int64(b.s.windowTime)))
 	b.openErr.Store(nil)
 	b.nextProbe = time.Time{}
 	b.change(HalfOpen, Closed)
@@ -439,7 +479,7 @@ func (b *Breaker) RetryAfter(d time.Duration) {
 		return
 	}
 	b.mu.Lock()
-	if State(b.state.Load()) == Open {
+	if b.current() == Open {
 		if until := b.s.clock.Now().Add(d); until.After(b.nextProbe) {
 			b.openFor(d)
 		}
@@ -497,13 +537,14 @@ type Snapshot struct {
 
 // State returns a snapshot of the breaker.
 func (b *Breaker) State() Snapshot {
+	var now int64
+	if b.s.windowTime > 0 {
+		now = b.nanos()
+	}
+	calls, fails, slows := b.win.Load().totals(now)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	st := State(b.state.Load())
-	if b.win.width > 0 {
-		b.win.expire(b.s.clock.Now())
-	}
-	calls, fails, slows := b.win.totals()
+	st := b.current()
 	s := Snapshot{
 		Name:                b.s.name,
 		State:               st,

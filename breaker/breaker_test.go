@@ -260,7 +260,9 @@ func TestBreaker_CallbacksReenter(t *testing.T) {
 }
 
 func TestBreaker_Execute(t *testing.T) {
-	b := breaker.New(breaker.WithConsecutiveFailures(2))
+	clock := newFakeClock()
+	b := breaker.New(breaker.WithConsecutiveFailures(2), breaker.WithClock(clock),
+		breaker.WithOpenTimeout(time.Second, time.Second))
 	boom := errors.New("boom")
 	assert.ErrorIs(t, b.Execute(context.Background(), func(context.Context) error { return boom }), boom)
 	assert.Equal(t, 1, b.State().ConsecutiveFailures)
@@ -271,12 +273,19 @@ func TestBreaker_Execute(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Equal(t, 1, b.State().ConsecutiveFailures, "the caller's cancellation is neutral")
 
-	assert.PanicsWithValue(t, "kaboom", func() {
-		b.Execute(context.Background(), func(context.Context) error { panic("kaboom") })
-	})
-	assert.Equal(t, breaker.Open, b.State().State, "a panic is a failure")
+	kaboom := func(context.Context) error { panic("kaboom") }
+	assert.PanicsWithValue(t, "kaboom", func() { b.Execute(context.Background(), kaboom) })
+	assert.Equal(t, 1, b.State().ConsecutiveFailures, "a panic in the closed state is not counted")
+
+	assert.ErrorIs(t, b.Execute(context.Background(), func(context.Context) error { return boom }), boom)
+	assert.Equal(t, breaker.Open, b.State().State)
 	err = b.Execute(context.Background(), func(context.Context) error { t.Fatal("called while open"); return nil })
 	assert.ErrorIs(t, err, breaker.ErrOpen)
+
+	clock.Advance(time.Second)
+	require.Equal(t, breaker.HalfOpen, b.State().State)
+	assert.PanicsWithValue(t, "kaboom", func() { b.Execute(context.Background(), kaboom) })
+	assert.Equal(t, breaker.Open, b.State().State, "a probe that panics failed")
 }
 
 func TestBreaker_Concurrent(t *testing.T) {

@@ -103,12 +103,13 @@ func registerInstruments(mp metric.MeterProvider) metric.Registration {
 		}
 		regMu.Unlock()
 		for _, b := range live {
+			atomic.StorePointer(&b.refuse, nil) // from now on rejections are counted
 			name := attribute.String("breaker", b.s.name)
 			o.ObserveInt64(calls, b.stats.success.Load(), metric.WithAttributes(name, attribute.String("outcome", "success")))
 			o.ObserveInt64(calls, b.stats.failure.Load(), metric.WithAttributes(name, attribute.String("outcome", "failure")))
 			o.ObserveInt64(calls, b.stats.neutral.Load(), metric.WithAttributes(name, attribute.String("outcome", "neutral")))
 			o.ObserveInt64(rejected, b.stats.rejected.Load(), metric.WithAttributes(name))
-			o.ObserveInt64(state, int64(b.state.Load()), metric.WithAttributes(name))
+			o.ObserveInt64(state, int64(b.current()), metric.WithAttributes(name))
 			for st := range b.stats.transitions {
 				o.ObserveInt64(trans, b.stats.transitions[st].Load(),
 					metric.WithAttributes(name, attribute.String("to", State(st).String())))

@@ -201,7 +201,7 @@ func (t *transport) sweep(now int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for host, h := range t.hosts {
-		if now-h.used.Load() > int64(t.s.transport.idle) && State(h.b.state.Load()) == Closed {
+		if now-h.used.Load() > int64(t.s.transport.idle) && h.b.current() == Closed {
 			delete(t.hosts, host)
 		}
 	}

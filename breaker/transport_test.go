@@ -24,6 +24,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// httptest servers keep idle keep-alive readers until closed.
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		// The coarse clock stops by itself a second after its last reader.
+		goleak.IgnoreTopFunction("github.com/flotilla-go/flotilla/breaker.(*coarseClock).run"),
 	)
 }
 
