@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -118,17 +119,18 @@ func Classify(res *http.Response, err error) Outcome {
 
 // transport is the RoundTripper returned by Transport.
 type transport struct {
-	base http.RoundTripper
-	s    settings
+	base     http.RoundTripper
+	s        settings
+	sysClock bool // the clock is the system's: read the coarse one
 
-	mu        sync.RWMutex
-	hosts     map[string]*hostBreaker
+	mu        sync.Mutex                              // taken to change hosts
+	hosts     atomic.Pointer[map[string]*hostBreaker] // copied on change, so lookups take no lock
 	lastSweep atomic.Int64
 }
 
 type hostBreaker struct {
 	b    *Breaker
-	used atomic.Int64 // unix nanoseconds of the last call
+	used atomic.Int64 // t.nanos() of the last call, to about a second
 }
 
 // Transport returns an http.RoundTripper that sends requests through base
@@ -160,9 +162,20 @@ func Transport(base http.RoundTripper, opts ...Option) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	t := &transport{base: base, s: s, hosts: map[string]*hostBreaker{}}
-	t.lastSweep.Store(s.clock.Now().UnixNano())
+	t := &transport{base: base, s: s}
+	_, t.sysClock = s.clock.(systemClock)
+	t.hosts.Store(&map[string]*hostBreaker{})
+	t.lastSweep.Store(t.nanos())
 	return t
+}
+
+// nanos reads the clock for the idle sweep: the coarse clock in place of
+// the system clock.
+func (t *transport) nanos() int64 {
+	if t.sysClock {
+		return coarse.nanos()
+	}
+	return t.s.clock.Now().UnixNano()
 }
 
 // NewClient returns an *http.Client whose transport is Transport(base,
@@ -173,16 +186,16 @@ func NewClient(base http.RoundTripper, opts ...Option) *http.Client {
 
 // breaker returns the breaker of host, making it on first use.
 func (t *transport) breaker(host string, now int64) *Breaker {
-	t.mu.RLock()
-	h := t.hosts[host]
-	t.mu.RUnlock()
+	h := (*t.hosts.Load())[host]
 	if h == nil {
 		t.mu.Lock()
-		if h = t.hosts[host]; h == nil {
+		if h = (*t.hosts.Load())[host]; h == nil {
 			s := t.s
 			s.name = host
 			h = &hostBreaker{b: newBreaker(s)}
-			t.hosts[host] = h
+			hosts := maps.Clone(*t.hosts.Load())
+			hosts[host] = h
+			t.hosts.Store(&hosts)
 		}
 		t.mu.Unlock()
 	}
@@ -200,19 +213,19 @@ func (t *transport) breaker(host string, now int64) *Breaker {
 func (t *transport) sweep(now int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for host, h := range t.hosts {
+	hosts := maps.Clone(*t.hosts.Load())
+	for host, h := range hosts {
 		if now-h.used.Load() > int64(t.s.transport.idle) && h.b.current() == Closed {
-			delete(t.hosts, host)
+			delete(hosts, host)
 		}
 	}
+	t.hosts.Store(&hosts)
 }
 
 // Breaker returns the breaker of host if the transport has one: for tests,
 // /health and dashboards.
 func (t *transport) Breaker(host string) *Breaker {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if h := t.hosts[host]; h != nil {
+	if h := (*t.hosts.Load())[host]; h != nil {
 		return h.b
 	}
 	return nil
@@ -220,10 +233,9 @@ func (t *transport) Breaker(host string) *Breaker {
 
 // Breakers returns a snapshot of every host's breaker.
 func (t *transport) Breakers() []Snapshot {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	out := make([]Snapshot, 0, len(t.hosts))
-	for _, h := range t.hosts {
+	hosts := *t.hosts.Load()
+	out := make([]Snapshot, 0, len(hosts))
+	for _, h := range hosts {
 		out = append(out, h.b.State())
 	}
 	return out
@@ -254,7 +266,7 @@ func idempotent(req *http.Request) bool {
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	clock := t.s.clock
 	ctx := req.Context()
-	b := t.breaker(req.URL.Host, clock.Now().UnixNano())
+	b := t.breaker(req.URL.Host, t.nanos())
 	ts := &t.s.transport
 	maxAttempts := 1
 	if ts.retries > 0 && idempotent(req) {
@@ -282,11 +294,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r = req.Clone(ctx)
 			r.Body = body
 		}
-		cancel := context.CancelFunc(nil)
+		var a *attempt
 		if ts.attemptTimeout > 0 {
-			var actx context.Context
-			actx, cancel = context.WithTimeout(ctx, ts.attemptTimeout)
-			r = r.WithContext(actx)
+			a = newAttempt(ctx, ts.attemptTimeout)
+			r = r.WithContext(a)
 		}
 		res, err := t.base.RoundTrip(r)
 		outcome := ts.classify(res, err)
@@ -301,8 +312,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		done(outcome)
 		if outcome != Failure || n >= maxAttempts {
 			if err != nil {
-				if cancel != nil {
-					cancel()
+				if a != nil {
+					a.release()
 				}
 				if outcome != Failure && n == 1 {
 					return nil, err
@@ -310,8 +321,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				attempts = append(attempts, describe(err, ctx, ts.attemptTimeout))
 				return nil, &CallError{Name: b.s.name, Attempts: attempts, Err: err}
 			}
-			if cancel != nil {
-				res.Body = &cancelBody{ReadCloser: res.Body, cancel: cancel}
+			if a != nil {
+				a.body = res.Body
+				res.Body = (*attemptBody)(a)
 			}
 			return res, nil
 		}
@@ -324,8 +336,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			lastErr = nil
 			drain(res.Body)
 		}
-		if cancel != nil {
-			cancel()
+		if a != nil {
+			a.release()
 		}
 		var delay time.Duration
 		if retryAfter > 0 {
@@ -393,16 +405,4 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 func drain(body io.ReadCloser) {
 	io.Copy(io.Discard, io.LimitReader(body, maxDrain))
 	body.Close()
-}
-
-// cancelBody ends an attempt's context when the caller closes the body.
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c *cancelBody) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
 }
