@@ -240,7 +240,11 @@ func (b *Breaker) executeWindowed(ctx context.Context, fn func(ctx context.Conte
 		b.consec.Store(0)
 	}
 	w := b.win.Load()
-	w.add(false, slow, now)
+	if w.width != 0 {
+		w.addTimed(outcomeBits(false, slow), now)
+	} else if s := w.slot(w.pos.Add(1) - 1); s.Load() != outcomeBits(false, slow) {
+		w.replace(s, outcomeBits(false, slow))
+	} // else the oldest call had the same outcome: no total moves
 	if slow && b.rateExceeded(w, now) {
 		b.trip(Closed)
 	}

@@ -40,7 +40,9 @@ const (
 // without a reader; the next read starts it again. A reading is late by at
 // most one tick, more only when the machine is too busy to run the
 // goroutine on time.
-var coarse = newCoarseClock()
+var coarse coarseClock
+
+func init() { coarse.init() }
 
 type coarseClock struct {
 	base    time.Time    // readings are nanoseconds since base
@@ -49,10 +51,9 @@ type coarseClock struct {
 	running atomic.Bool
 }
 
-func newCoarseClock() *coarseClock {
-	c := &coarseClock{base: time.Now()}
+func (c *coarseClock) init() {
+	c.base = time.Now()
 	c.quiet.Store(coarseIdle) // not running: the first reader starts it
-	return c
 }
 
 // nanos returns the time in nanoseconds since c.base, to about a tick.

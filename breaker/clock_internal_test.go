@@ -22,7 +22,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 func TestCoarseClockRunsWhileReadAndStopsWhenIdle(t *testing.T) {
-	c := newCoarseClock()
+	c := new(coarseClock)
+	c.init()
 	assert.False(t, c.running.Load(), "no reader yet: nothing runs")
 
 	first := c.nanos()

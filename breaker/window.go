@@ -66,8 +66,8 @@ func (w *window) slot(i uint64) *atomic.Uint32 {
 	return &w.ring[hi]
 }
 
-// add counts one call; now matters only for a time window.
-func (w *window) add(failed, slow bool, now int64) {
+// outcomeBits returns the ring's bits for an outcome.
+func outcomeBits(failed, slow bool) uint32 {
 	var v uint32
 	if failed {
 		v |= bitFailed
@@ -75,6 +75,13 @@ func (w *window) add(failed, slow bool, now int64) {
 	if slow {
 		v |= bitSlow
 	}
+	return v
+}
+
+// add counts one call; now matters only for a time window.
+// Breaker.executeWindowed has a copy of it for successes.
+func (w *window) add(failed, slow bool, now int64) {
+	v := outcomeBits(failed, slow)
 	if w.width > 0 {
 		w.addTimed(v, now)
 		return
