@@ -84,6 +84,10 @@ func WithFailureRate(rate float64) Option { return func(s *settings) { s.failure
 // trips the breaker when at least rate (0 < rate <= 1) of the calls in the
 // sliding window were slow, once it holds DefaultMinCalls calls. A slow call
 // that succeeded is still a success for the other rules. Off by default.
+//
+// On the system clock, calls are timed on a coarse clock that a goroutine
+// advances every millisecond while breakers read it, so durations are exact
+// to about a millisecond; an injected Clock (WithClock) is read directly.
 func WithSlowCalls(threshold time.Duration, rate float64) Option {
 	return func(s *settings) { s.slowThreshold, s.slowRate = threshold, rate }
 }
