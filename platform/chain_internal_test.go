@@ -43,3 +43,29 @@ func TestChain_RequestTimeout(t *testing.T) {
 	assert.True(t, deadline.Before(time.Now()), "and it passed")
 	assert.Regexp(t, "^[0-9a-f]{32}$", rec.Header().Get(echo.HeaderXRequestID))
 }
+
+type recordRT struct{ got *http.Request }
+
+func (r *recordRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.got = req
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: req}, nil
+}
+
+func TestPropagate_RequestID(t *testing.T) {
+	rec := &recordRT{}
+	rt := Propagate(rec)
+	ctx := context.WithValue(context.Background(), requestIDKey{}, "abc-123")
+	assert.Equal(t, "abc-123", RequestID(ctx))
+	assert.Equal(t, "", RequestID(context.Background()))
+
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent-geo/geo/1.1.1.1", nil)
+	_, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	assert.Equal(t, "abc-123", rec.got.Header.Get(echo.HeaderXRequestID))
+	assert.Empty(t, req.Header.Get(echo.HeaderXRequestID), "the caller's request is not changed")
+
+	req.Header.Set(echo.HeaderXRequestID, "own")
+	_, err = rt.RoundTrip(req)
+	require.NoError(t, err)
+	assert.Equal(t, "own", rec.got.Header.Get(echo.HeaderXRequestID), "a request's own id is kept")
+}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
@@ -70,19 +71,23 @@ func (b *byName) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // Propagate returns a RoundTripper that adds the W3C trace context of each
 // request's context (traceparent, and baggage) to its headers, through the
-// global propagator Run installs, then sends it with next. Client and
-// NewClient use it; use it for a transport of your own, such as a reverse
-// proxy's.
+// global propagator Run installs, and the request id of the context (see
+// RequestID) as X-Request-ID unless the request has one, then sends it with
+// next. Client and NewClient use it; use it for a transport of your own,
+// such as a reverse proxy's.
 func Propagate(next http.RoundTripper) http.RoundTripper { return propagate{next} }
 
 type propagate struct{ next http.RoundTripper }
 
 func (p propagate) RoundTrip(req *http.Request) (*http.Response, error) {
-	prop := otel.GetTextMapPropagator()
+	ctx := req.Context()
 	carrier := propagation.HeaderCarrier(http.Header{})
-	prop.Inject(req.Context(), carrier)
+	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	if id := RequestID(ctx); id != "" && req.Header.Get(echo.HeaderXRequestID) == "" {
+		carrier.Set(echo.HeaderXRequestID, id)
+	}
 	if len(carrier) > 0 {
-		req = req.Clone(req.Context())
+		req = req.Clone(ctx)
 		for k, v := range carrier {
 			req.Header[k] = v
 		}

@@ -38,6 +38,17 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+type requestIDKey struct{}
+
+// RequestID returns the request id (X-Request-ID) of the request whose
+// context ctx is, or "" outside a request. Client and Propagate send it on
+// with calls made with that context, so the sibling's log row carries the
+// same id.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
 // newID returns 32 random hex digits. Request ids correlate log lines; they
 // are not secrets, so the fast runtime generator serves.
 func newID() string {
@@ -105,9 +116,9 @@ func RequestLogger(c echo.Context, log *slog.Logger) *slog.Logger {
 // that are recorded (sampled and exported), so an unexported trace costs a
 // trace id and little else.
 //
-// It also gives the request's context its deadline (timeout), so that one
-// request copy serves both; timeoutErrors, innermost, turns a handler's
-// deadline error into a 503.
+// It also gives the request's context its deadline (timeout) and its
+// request id (see RequestID), so that one request copy serves all three;
+// timeoutErrors, innermost, turns a handler's deadline error into a 503.
 func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeout time.Duration) echo.MiddlewareFunc {
 	tracer := tp.Tracer("github.com/flotilla-go/flotilla/platform")
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -116,6 +127,9 @@ func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeou
 			ctx := prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
 			route := c.Path()
 			ctx, span := tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
+			if id := c.Response().Header().Get(echo.HeaderXRequestID); id != "" {
+				ctx = context.WithValue(ctx, requestIDKey{}, id)
+			}
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			c.SetRequest(req.WithContext(ctx))

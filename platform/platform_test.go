@@ -391,7 +391,8 @@ func TestRun_RequestLogUnavailable(t *testing.T) {
 	assert.Equal(t, 0, s.stop(t))
 }
 
-// A calls B calls C through platform.Client: three rows, one trace id.
+// A calls B calls C through platform.Client: three rows, one trace id and
+// one request id.
 func TestRun_ThreeHopTrace(t *testing.T) {
 	dir := tempDir(t)
 	db := filepath.Join(dir, "flotilla.db")
@@ -419,6 +420,9 @@ func TestRun_ThreeHopTrace(t *testing.T) {
 	assert.Regexp(t, "^[0-9a-f]{32}$", got[0].traceID)
 	assert.Equal(t, got[0].traceID, got[1].traceID)
 	assert.Equal(t, got[0].traceID, got[2].traceID)
+	assert.Regexp(t, "^[0-9a-f]{32}$", got[0].requestID)
+	assert.Equal(t, got[0].requestID, got[1].requestID, "the request id goes along too")
+	assert.Equal(t, got[0].requestID, got[2].requestID)
 }
 
 // writeRegistry writes a port map of services on unix sockets in "run"

@@ -84,8 +84,7 @@ func TestFleet(t *testing.T) {
 	assert.Zero(t, report.LostRows, out.String())
 
 	// gateway → agent-geo and gateway → crypto-feeds → upstream: the rows of
-	// one call share its trace id in the one file (and the gateway passes
-	// its request id on too).
+	// one call share its trace id and its request id in the one file.
 	db, err := sql.Open("sqlite3", "file:"+dir+"/flotilla.db?mode=ro")
 	require.NoError(t, err)
 	defer db.Close()
@@ -96,7 +95,7 @@ func TestFleet(t *testing.T) {
 		var n int
 		err := db.QueryRow(`SELECT count(*) FROM requests g JOIN requests s
 			ON s.trace_id = g.trace_id AND s.service = ?
-			   AND (s.request_id = g.request_id OR s.service = 'upstream')
+			   AND s.request_id = g.request_id
 			WHERE g.service = 'agent-gateway' AND g.path = ? AND g.trace_id <> ''`, hop.service, hop.path).Scan(&n)
 		require.NoError(t, err)
 		assert.Equal(t, 3, n, "%s: one call per start and restart, each traced through", hop.path)

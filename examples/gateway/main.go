@@ -87,11 +87,8 @@ func (g *gateway) call(c echo.Context) error {
 	}
 	req := c.Request().Clone(c.Request().Context())
 	req.Header.Del("Authorization") // the key stays here
-	// One request id across the hop, in the shared log; the proxy's
-	// transport passes the trace on.
-	if id := c.Response().Header().Get(echo.HeaderXRequestID); id != "" {
-		req.Header.Set(echo.HeaderXRequestID, id)
-	}
+	// The proxy's transport (platform.Propagate) passes the trace and the
+	// request id on: one of each across the hop, in the shared log.
 	req.URL.Scheme, req.URL.Host, req.Host = "http", name, name
 	req.URL.Path = "/" + c.Param("*")
 	req.URL.RawPath = ""
