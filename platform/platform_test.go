@@ -105,7 +105,18 @@ func (s *syncBuffer) String() string {
 // start runs the service as a process with env added to this one's.
 func start(t *testing.T, name string, env ...string) *service {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return startAs(t, os.Args[0], nil, name, env...)
+}
+
+// startAs runs the service from the test binary bin, as the user cred
+// (nil: this process's user).
+func startAs(t *testing.T, bin string, cred *syscall.Credential, name string, env ...string) *service {
+	t.Helper()
+	cmd := exec.Command(bin, "-test.run=^$")
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Dir = filepath.Dir(bin)
+	}
 	cmd.Env = append(os.Environ(), append([]string{"PLATFORM_TEST_SERVICE=" + name}, env...)...)
 	s := &service{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = s.stderr
@@ -389,6 +400,59 @@ func TestRun_RequestLogUnavailable(t *testing.T) {
 	assert.Equal(t, 200, code)
 	assert.Equal(t, "hello you", body)
 	assert.Equal(t, 0, s.stop(t))
+}
+
+// The log's folder is read-only for the service's user: the service serves,
+// /health warns with the reason, and once the folder is made writable the
+// background retry opens the log and requests are logged again. Permissions
+// do not bind root, so as root the service runs as user nobody.
+func TestRun_RequestLogReadOnlyFolder(t *testing.T) {
+	base := tempDir(t)
+	require.NoError(t, os.Chmod(base, 0o755))
+	ro := filepath.Join(base, "logs")
+	require.NoError(t, os.Mkdir(ro, 0o755))
+	db := filepath.Join(ro, "flotilla.db")
+	port := freePort(t)
+	env := []string{"FLOTILLA_DB=" + db, "PORT=" + port}
+
+	var s *service
+	if os.Geteuid() == 0 {
+		self, err := os.ReadFile(os.Args[0])
+		require.NoError(t, err)
+		bin := filepath.Join(base, "platform.test") // where nobody may run it
+		require.NoError(t, os.WriteFile(bin, self, 0o755))
+		s = startAs(t, bin, &syscall.Credential{Uid: 65534, Gid: 65534}, "agent-geo", env...)
+	} else {
+		require.NoError(t, os.Chmod(ro, 0o555))
+		s = start(t, "agent-geo", env...)
+	}
+	s.at("tcp", "127.0.0.1:"+port)
+	h := s.healthy(t)
+	assert.Equal(t, health.Warn, h.Status, "warn keeps the service in rotation")
+	rl := h.Checks["requestlog:queue"][0]
+	assert.Contains(t, rl.Output, "request log unavailable")
+	assert.Contains(t, rl.Output, db)
+	assert.Contains(t, rl.Output, "writable")
+	code, _ := s.get(t, "/hello/unlogged")
+	assert.Equal(t, 200, code)
+
+	// The operator fixes the folder; the service picks the log up by itself.
+	if os.Geteuid() == 0 {
+		require.NoError(t, os.Chown(ro, 65534, 65534))
+	} else {
+		require.NoError(t, os.Chmod(ro, 0o755))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.healthy(t).Status != health.Pass {
+		require.True(t, time.Now().Before(deadline), "the log was not opened again: %s", s.stderr)
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, _ = s.get(t, "/hello/logged")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, 0, s.stop(t))
+	got := rows(t, openDB(t, db), "route = '/hello/:who'")
+	require.Len(t, got, 1, "the request after the fix is in the file")
+	assert.Equal(t, "/hello/logged", got[0].path)
 }
 
 // A calls B calls C through platform.Client: three rows, one trace id and
