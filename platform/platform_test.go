@@ -455,6 +455,53 @@ func TestRun_RequestLogReadOnlyFolder(t *testing.T) {
 	assert.Equal(t, "/hello/logged", got[0].path)
 }
 
+// The disk holding the log is full: the service serves, /health says why,
+// and the log is opened once space is freed. It needs a small tmpfs, so it
+// runs where this process may mount one (as root).
+func TestRun_RequestLogDiskFull(t *testing.T) {
+	mnt := filepath.Join(tempDir(t), "full")
+	require.NoError(t, os.Mkdir(mnt, 0o755))
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=2m"); err != nil {
+		t.Skipf("cannot mount a small tmpfs to fill (%v): run as root to test a full disk", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	fill := filepath.Join(mnt, "fill")
+	f, err := os.Create(fill)
+	require.NoError(t, err)
+	for {
+		if _, err := f.Write(make([]byte, 64<<10)); err != nil {
+			require.ErrorIs(t, err, syscall.ENOSPC)
+			break
+		}
+	}
+	f.Close()
+
+	db := filepath.Join(mnt, "flotilla.db")
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port).at("tcp", "127.0.0.1:"+port)
+	h := s.healthy(t)
+	assert.Equal(t, health.Warn, h.Status, "warn keeps the service in rotation")
+	rl := h.Checks["requestlog:queue"][0]
+	assert.Contains(t, rl.Output, "request log unavailable")
+	assert.Contains(t, rl.Output, db)
+	assert.Contains(t, rl.Output, "disk is full")
+	code, _ := s.get(t, "/hello/unlogged")
+	assert.Equal(t, 200, code)
+
+	require.NoError(t, os.Remove(fill))
+	deadline := time.Now().Add(30 * time.Second)
+	for s.healthy(t).Status != health.Pass {
+		require.True(t, time.Now().Before(deadline), "the log was not opened again: %s", s.stderr)
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, _ = s.get(t, "/hello/logged")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, 0, s.stop(t))
+	got := rows(t, openDB(t, db), "route = '/hello/:who'")
+	require.Len(t, got, 1, "the request after space was freed is in the file")
+	assert.Equal(t, "/hello/logged", got[0].path)
+}
+
 // A calls B calls C through platform.Client: three rows, one trace id and
 // one request id.
 func TestRun_ThreeHopTrace(t *testing.T) {
