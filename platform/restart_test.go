@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -136,4 +137,116 @@ func TestRun_ZeroDowntimeRestart(t *testing.T) {
 	n := len(rows(t, openDB(t, db), "route = '/hello/:who'"))
 	assert.Equal(t, int(sent.Load()), n, "every request is in the log")
 	_ = first
+}
+
+// needTool returns the path of a program an integration test runs. It
+// skips the test when the program is missing, unless
+// FLOTILLA_REQUIRE_INTEGRATION is set (as in CI), which makes it a failure.
+func needTool(t *testing.T, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("FLOTILLA_REQUIRE_INTEGRATION") != "" {
+		t.Fatalf("%s is not installed and FLOTILLA_REQUIRE_INTEGRATION is set: apt-get install %s", name, pkg)
+	}
+	t.Skipf("%s is not installed (apt-get install %s); set FLOTILLA_REQUIRE_INTEGRATION=1 to make this a failure", name, pkg)
+	return ""
+}
+
+// systemd's own socket activation (systemd-socket-activate holds the
+// socket and starts the service on the first connection, as a .socket unit
+// does): the service serves on the socket it is given; on SIGHUP its
+// successor takes the socket over and is announced to systemd with
+// MAINPID on NOTIFY_SOCKET; and the socket outlives the service, so the
+// next start finds it.
+func TestRun_SystemdSocketActivation(t *testing.T) {
+	activate := needTool(t, "systemd-socket-activate", "systemd")
+	dir := tempDir(t)
+	db := filepath.Join(dir, "flotilla.db")
+	sock := filepath.Join(dir, "agent-geo.sock")
+	logPath := filepath.Join(dir, "service.log")
+	logFile, err := os.Create(logPath)
+	require.NoError(t, err)
+	defer logFile.Close()
+
+	// The notification socket systemd would listen on.
+	notifyPath := filepath.Join(dir, "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	require.NoError(t, err)
+	defer notify.Close()
+	notes := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := notify.Read(buf)
+			if err != nil {
+				return
+			}
+			notes <- string(buf[:n])
+		}
+	}()
+
+	cmd := exec.Command(activate, "--listen="+sock, "--fdname=agent-geo",
+		"-E", "PLATFORM_TEST_SERVICE=agent-geo", "-E", "FLOTILLA_DB="+db, "-E", "NOTIFY_SOCKET="+notifyPath,
+		os.Args[0], "-test.run=^$")
+	cmd.Stderr = logFile
+	require.NoError(t, cmd.Start())
+	go cmd.Wait()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		for _, pid := range startedPIDs(t, logPath) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "systemd-socket-activate made no socket")
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	s := (&service{exited: make(chan struct{}), stderr: &syncBuffer{}}).at("unix", sock)
+	s.healthy(t) // the first connection starts the service
+	code, body := s.get(t, "/hello/systemd")
+	require.Equal(t, 200, code, body)
+	pids := startedPIDs(t, logPath)
+	require.Len(t, pids, 1)
+	first := pids[0]
+	log, _ := os.ReadFile(logPath)
+	assert.Contains(t, string(log), `"endpoint":"unix:`+sock+`"`, "it serves on systemd's socket")
+
+	require.NoError(t, syscall.Kill(first, syscall.SIGHUP))
+	var successor int
+	deadline = time.Now().Add(30 * time.Second)
+	for successor == 0 || alive(first) {
+		if pids := startedPIDs(t, logPath); len(pids) == 2 {
+			successor = pids[1]
+		}
+		require.True(t, time.Now().Before(deadline), "no successor took over from %d", first)
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case note := <-notes:
+		assert.Equal(t, "MAINPID="+strconv.Itoa(successor), strings.TrimSpace(note), "systemd learns the new main pid")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sd_notify message")
+	}
+	code, _ = s.get(t, "/hello/successor")
+	assert.Equal(t, 200, code)
+
+	require.NoError(t, syscall.Kill(successor, syscall.SIGTERM))
+	deadline = time.Now().Add(30 * time.Second)
+	for alive(successor) {
+		require.True(t, time.Now().Before(deadline), "the successor did not exit")
+		time.Sleep(5 * time.Millisecond)
+	}
+	assert.FileExists(t, sock, "systemd's socket stays for the next start")
+	got := rows(t, openDB(t, db), "route = '/hello/:who'")
+	require.Len(t, got, 2)
+	assert.Equal(t, "/hello/systemd", got[0].path)
+	assert.Equal(t, "/hello/successor", got[1].path)
 }
