@@ -82,7 +82,8 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 		return err
 	}
 	var draining atomic.Bool
-	var conns atomic.Int64 // open connections
+	open := newConns()
+	accepting := &onceCloseListener{Listener: ln}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if draining.Load() {
@@ -90,14 +91,7 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 			}
 			app.ServeHTTP(w, r)
 		}),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				conns.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				conns.Add(-1)
-			}
-		},
+		ConnState:         open.track,
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		ReadTimeout:       DefaultReadTimeout,
 		WriteTimeout:      DefaultWriteTimeout,
@@ -114,7 +108,7 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 	defer signal.Stop(sigs)
 	defer signal.Stop(hups)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(accepting) }()
 	signalReady()
 
 	restarted := false
@@ -137,19 +131,6 @@ wait:
 			break wait
 		}
 	}
-	if restarted {
-		// The successor accepts on the socket now. Open connections are
-		// told to close after their next response; those left idle after
-		// the grace period are closed by Shutdown.
-		draining.Store(true)
-		ln.Close()
-		grace := time.Now().Add(min(DefaultRestartGrace, c.shutdownTimeout))
-		for conns.Load() > 0 && time.Now().Before(grace) {
-			time.Sleep(10 * time.Millisecond)
-		}
-	} else {
-		h.SetShuttingDown()
-	}
 	go func() {
 		sig := <-sigs
 		log.Error("second signal: exiting now", "signal", sig.String())
@@ -157,6 +138,31 @@ wait:
 	}()
 	sctx, cancel := context.WithTimeout(ctx, c.shutdownTimeout)
 	defer cancel()
+	// Stop accepting, and tell open connections to close after their next
+	// response. On a socket from systemd or handed to a successor, new
+	// connections wait in the socket's queue for the next process.
+	if !restarted {
+		h.SetShuttingDown()
+	}
+	draining.Store(true)
+	accepting.Close()
+	grace := time.Now().Add(min(DefaultRestartGrace, c.shutdownTimeout))
+	if restarted {
+		// The successor serves: move clients over while they make
+		// requests; those left idle after the grace are closed below.
+		for open.open() > 0 && time.Now().Before(grace) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	} else {
+		// Let requests on connections accepted before the listener closed
+		// arrive and be served (see conns).
+		t := time.NewTimer(time.Until(grace))
+		select {
+		case <-open.quiet():
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	var errs []error
 	if err := srv.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("drain: %w", err))

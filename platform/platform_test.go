@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,12 @@ func TestMain(m *testing.M) {
 }
 
 func runService(name string) {
+	if os.Getenv("PLATFORM_TEST_SYSTEMD") != "" {
+		// The test holds the socket as systemd does and passes it on fd 3;
+		// systemd sets LISTEN_PID to the pid of the process it started,
+		// which only that process knows here.
+		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
+	}
 	app := echo.New()
 	var inflight atomic.Int32
 	app.GET("/inflight", func(c echo.Context) error { return c.String(http.StatusOK, fmt.Sprint(inflight.Load())) })

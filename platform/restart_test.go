@@ -245,8 +245,89 @@ func TestRun_SystemdSocketActivation(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	assert.FileExists(t, sock, "systemd's socket stays for the next start")
+	log, _ = os.ReadFile(logPath)
+	assert.Equal(t, 2, strings.Count(string(log), `"msg":"stopped"`), "both processes stop cleanly: %s", log)
 	got := rows(t, openDB(t, db), "route = '/hello/:who'")
 	require.Len(t, got, 2)
 	assert.Equal(t, "/hello/systemd", got[0].path)
 	assert.Equal(t, "/hello/successor", got[1].path)
+}
+
+// What systemctl restart does with a .socket unit: systemd holds the
+// socket, stops the service (SIGTERM), then starts a new one on the same
+// socket. Connections made meanwhile wait in the socket's queue, so a load
+// loop across 3 restarts sees no failure, and every request is logged.
+// The test plays systemd: it holds the socket and passes it on fd 3.
+func TestRun_SystemdStyleRestartLosesNothing(t *testing.T) {
+	dir := tempDir(t)
+	db := filepath.Join(dir, "flotilla.db")
+	sock := filepath.Join(dir, "agent-geo.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	require.NoError(t, err)
+	defer ln.Close()
+	held, err := ln.File() // the socket as systemd holds it
+	require.NoError(t, err)
+	defer held.Close()
+
+	run := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "PLATFORM_TEST_SERVICE=agent-geo", "PLATFORM_TEST_SYSTEMD=1",
+			"LISTEN_FDS=1", "LISTEN_FDNAMES=agent-geo", "FLOTILLA_DB="+db)
+		cmd.ExtraFiles = []*os.File{held}
+		cmd.Stderr = &syncBuffer{}
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return cmd
+	}
+	cmd := run()
+	s := (&service{exited: make(chan struct{}), stderr: &syncBuffer{}}).at("unix", sock)
+	s.healthy(t)
+
+	var sent, failed atomic.Int32
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			sent.Add(1)
+			res, err := s.client.Get(s.base + "/hello/load")
+			if err != nil {
+				failed.Add(1)
+				t.Log(err)
+				continue
+			}
+			if res.StatusCode != http.StatusOK {
+				failed.Add(1)
+				t.Log(res.Status)
+			}
+			res.Body.Close()
+		}
+	}()
+	for range 3 {
+		target := sent.Load() + 100
+		for sent.Load() < target {
+			time.Sleep(time.Millisecond)
+		}
+		// systemctl restart: stop, wait for the exit, start.
+		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+		require.NoError(t, cmd.Wait(), "a clean stop")
+		cmd = run()
+	}
+	target := sent.Load() + 100
+	for sent.Load() < target {
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	<-done
+	assert.Zero(t, failed.Load(), "failed requests")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait())
+	assert.FileExists(t, sock, "the socket is systemd's: the service leaves it")
+	n := len(rows(t, openDB(t, db), "route = '/hello/:who'"))
+	assert.Equal(t, int(sent.Load()), n, "every request is in the log")
 }
