@@ -62,12 +62,11 @@ func (k *keys) create(ctx context.Context) (string, error) {
 	return "fk_" + id + "_" + sec, nil
 }
 
-// spend checks a key in constant time and takes one credit. It returns the
-// key's id (safe to log) and the credits left.
-func (k *keys) spend(ctx context.Context, key string) (string, int, error) {
+// check verifies a key in constant time and returns its id (safe to log).
+func (k *keys) check(ctx context.Context, key string) (string, error) {
 	id, sec, ok := strings.Cut(strings.TrimPrefix(key, "fk_"), "_")
 	if !ok || !strings.HasPrefix(key, "fk_") {
-		return "", 0, errBadKey
+		return "", errBadKey
 	}
 	sum := sha256.Sum256([]byte(sec))
 	var stored []byte
@@ -75,15 +74,20 @@ func (k *keys) spend(ctx context.Context, key string) (string, int, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		stored = make([]byte, sha256.Size) // compare anyway: same time as a known id
 	} else if err != nil {
-		return "", 0, err
+		return "", err
 	}
 	if subtle.ConstantTimeCompare(sum[:], stored) != 1 {
-		return "", 0, errBadKey
+		return "", errBadKey
 	}
+	return id, nil
+}
+
+// spend takes one credit from the key id and returns the credits left.
+func (k *keys) spend(ctx context.Context, id string) (int, error) {
 	var left int
-	err = k.db.QueryRowContext(ctx, `UPDATE api_keys SET credits = credits - 1 WHERE id = ? AND credits > 0 RETURNING credits`, id).Scan(&left)
+	err := k.db.QueryRowContext(ctx, `UPDATE api_keys SET credits = credits - 1 WHERE id = ? AND credits > 0 RETURNING credits`, id).Scan(&left)
 	if errors.Is(err, sql.ErrNoRows) {
-		return id, 0, errNoCredits
+		return 0, errNoCredits
 	}
-	return id, left, err
+	return left, err
 }

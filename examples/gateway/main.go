@@ -70,20 +70,23 @@ func (g *gateway) call(c echo.Context) error {
 	if !ok {
 		return echo.NewHTTPError(http.StatusUnauthorized, "send Authorization: Bearer <key>; create one with POST /api/keys/create")
 	}
-	id, _, err := g.keys.spend(c.Request().Context(), key)
-	switch {
-	case errors.Is(err, errBadKey):
+	id, err := g.keys.check(c.Request().Context(), key)
+	if errors.Is(err, errBadKey) {
 		return echo.NewHTTPError(http.StatusUnauthorized, "invalid API key")
-	case errors.Is(err, errNoCredits):
-		return echo.NewHTTPError(http.StatusPaymentRequired, "no credits left on this key")
-	case err != nil:
+	} else if err != nil {
 		return err
 	}
+	// Rate limit before spending: a refused call costs no credit.
 	r := g.limiter(id).Reserve()
 	if d := r.Delay(); d > 0 {
 		r.Cancel()
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
 		return echo.NewHTTPError(http.StatusTooManyRequests, "rate limit: slow down")
+	}
+	if _, err := g.keys.spend(c.Request().Context(), id); errors.Is(err, errNoCredits) {
+		return echo.NewHTTPError(http.StatusPaymentRequired, "no credits left on this key")
+	} else if err != nil {
+		return err
 	}
 	req := c.Request().Clone(c.Request().Context())
 	req.Header.Del("Authorization") // the key stays here

@@ -148,6 +148,9 @@ func TestGateway_RateLimit(t *testing.T) {
 	rec, _ := f.do(t, http.MethodGet, "/v1/agent-geo/x", key)
 	assert.Equal(t, 429, rec.Code)
 	assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+	var credits int
+	require.NoError(t, f.keys.db.QueryRow(`SELECT credits FROM api_keys`).Scan(&credits))
+	assert.Equal(t, 200-3, credits, "a call refused by the rate limit costs no credit")
 	other := f.newKey(t)
 	rec, _ = f.do(t, http.MethodGet, "/v1/agent-geo/x", other)
 	assert.Equal(t, 200, rec.Code, "limits are per key")
