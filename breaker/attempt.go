@@ -21,16 +21,17 @@ import (
 // functions run in the goroutine that ends the attempt.
 type attempt struct {
 	parent     context.Context
-	deadline   int64       // on coarse.nanos()
+	timeout    time.Duration
 	slot       *timerSlot  // nil when the caller's deadline comes first
 	stopParent func() bool // undoes the watch on a parent that can end
 	body       io.ReadCloser
 
-	mu    sync.Mutex
-	done  chan struct{} // made by the first Done
-	err   error
-	funcs []func()
-	ended bool // release ran
+	mu       sync.Mutex
+	deadline time.Time     // taken when first asked
+	done     chan struct{} // made by the first Done
+	err      error
+	funcs    []func()
+	ended    bool // release ran
 }
 
 // closedChan is the Done of an attempt that ended before anyone asked.
@@ -38,7 +39,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 
 // newAttempt starts an attempt bounded by timeout and by parent.
 func newAttempt(parent context.Context, timeout time.Duration) *attempt {
-	a := &attempt{parent: parent, deadline: coarse.nanos() + int64(timeout)}
+	a := &attempt{parent: parent, timeout: timeout}
 	if dl, ok := parent.Deadline(); !ok || time.Until(dl) > timeout {
 		a.slot = armSlot(a, timeout)
 	}
@@ -49,10 +50,17 @@ func newAttempt(parent context.Context, timeout time.Duration) *attempt {
 }
 
 // Deadline is the earlier of the attempt's and the caller's deadline. The
-// attempt's is known to about a millisecond (the coarse clock); its timer
-// is exact.
+// attempt's is reckoned from the first call of Deadline, which comes when
+// the attempt dials, at its start: reading the clock for every attempt
+// would cost more than the rest of its bookkeeping, and the timer that ends
+// the attempt is exact anyway.
 func (a *attempt) Deadline() (time.Time, bool) {
-	dl := coarse.time(a.deadline)
+	a.mu.Lock()
+	if a.deadline.IsZero() {
+		a.deadline = time.Now().Add(a.timeout)
+	}
+	dl := a.deadline
+	a.mu.Unlock()
 	if pdl, ok := a.parent.Deadline(); ok && pdl.Before(dl) {
 		return pdl, true
 	}

@@ -116,6 +116,12 @@ func newBreaker(s settings) *Breaker {
 	}
 	b.timeCalls = s.slowRate > 0 && s.slowThreshold > 0
 	_, b.sysClock = s.clock.(systemClock)
+	if b.sysClock && b.timeCalls {
+		coarse.want(s.slowThreshold)
+	}
+	if b.sysClock && b.windowed != 0 && s.windowTime > 0 {
+		coarse.want(s.windowTime / 10) // a bucket
+	}
 	b.win.Store(newWindow(s.windowCalls, int64(s.windowTime)))
 	b.mode.Store(b.windowed)
 	b.tooMany = &OpenError{Name: s.name, Err: ErrTooManyProbes, clock: s.clock}
@@ -140,7 +146,7 @@ func (b *Breaker) current() State { return State(b.mode.Load() & stateMask) }
 // nanos reads the clock for timing calls and placing them in a time window:
 // the coarse clock in place of the system clock, else the injected one.
 func (b *Breaker) nanos() int64 {
-	if b.sysClock && coarse.quiet.Load() == 0 {
+	if b.sysClock && coarse.running.Load() {
 		return coarse.now.Load()
 	}
 	return b.nanosSlow()
@@ -148,7 +154,7 @@ func (b *Breaker) nanos() int64 {
 
 func (b *Breaker) nanosSlow() int64 {
 	if b.sysClock {
-		return coarse.nanos()
+		return coarse.read()
 	}
 	return b.s.clock.Now().UnixNano()
 }

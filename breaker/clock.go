@@ -26,70 +26,93 @@ type systemClock struct{}
 func (systemClock) Now() time.Time                            { return time.Now() }
 func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
-// coarseTick is how often the coarse clock moves while it is in use, and
-// coarseIdle how many ticks without a reader stop it.
+// The coarse clock's tick: fine enough for 1% of what it times, within
+// these bounds; the call rate above which it runs; and how long it runs
+// before it checks that rate again.
 const (
-	coarseTick = time.Millisecond
-	coarseIdle = 1000
+	minCoarseTick = time.Millisecond
+	maxCoarseTick = 50 * time.Millisecond
+	coarseRate    = 1_000_000 // readings per second
+	coarseRun     = time.Second
+	rateBatch     = 4096 // readings between two checks of the rate
 )
 
-// coarse times the calls of breakers on the system clock. Reading the
-// system clock costs tens of nanoseconds on many virtual machines, more than
-// a breaker's whole closed path may, so a goroutine stores the time every
-// coarseTick while breakers read it, and stops after coarseIdle ticks
-// without a reader; the next read starts it again. A reading is late by at
-// most one tick, more only when the machine is too busy to run the
-// goroutine on time.
+// coarse reads the time for breakers on the system clock that time their
+// calls (the slow-call rule) or place them in a time window.
+//
+// Reading the system clock costs 35 to 70 ns on many virtual machines, more
+// than a breaker's whole closed path may. But waking a goroutine to keep a
+// cheap clock costs about 100 µs of CPU on them too, so that only pays
+// above some hundred thousand readings a second. So: below coarseRate the
+// clock is read for every reading; above it, a goroutine stores the time
+// every tick (1% of the shortest slow-call threshold or time-window bucket
+// of the process's breakers, from 1 to 50 ms) and readings load it, late by
+// at most a tick (more only on a machine too busy to run the goroutine on
+// time). After coarseRun the goroutine stops, and readings measure the rate
+// again.
 var coarse coarseClock
 
 func init() { coarse.init() }
 
 type coarseClock struct {
 	base    time.Time    // readings are nanoseconds since base
-	now     atomic.Int64 // the latest reading
-	quiet   atomic.Int32 // ticks since a reader last came
+	now     atomic.Int64 // the latest tick's reading
+	tick    atomic.Int64 // nanoseconds between ticks
 	running atomic.Bool
+	reads   atomic.Int64 // exact readings, counted to measure the rate
+	checked atomic.Int64 // when the rate was last checked
+	batch   int64        // the nanoseconds rateBatch readings take at the rate that starts ticking
 }
 
 func (c *coarseClock) init() {
 	c.base = time.Now()
-	c.quiet.Store(coarseIdle) // not running: the first reader starts it
+	c.tick.Store(int64(maxCoarseTick))
+	c.batch = rateBatch * int64(time.Second) / coarseRate
 }
 
-// nanos returns the time in nanoseconds since c.base, to about a tick.
-func (c *coarseClock) nanos() int64 {
-	if c.quiet.Load() != 0 {
-		c.wake()
-	}
-	return c.now.Load()
-}
-
-// wake tells the ticking goroutine a reader came, and starts it if it had
-// stopped, with an exact reading meanwhile.
-func (c *coarseClock) wake() {
-	c.quiet.Store(0)
-	if !c.running.Load() && c.running.CompareAndSwap(false, true) {
-		c.now.Store(int64(time.Since(c.base)))
-		go c.run()
-	}
-}
-
-func (c *coarseClock) run() {
-	t := time.NewTicker(coarseTick)
-	defer t.Stop()
-	for range t.C {
-		c.now.Store(int64(time.Since(c.base)))
-		if c.quiet.Add(1) < coarseIdle {
-			continue
-		}
-		c.running.Store(false)
-		// A reader that came between the last check and the Store above
-		// found the clock running and started nothing: carry on for it.
-		if c.quiet.Load() != 0 || !c.running.CompareAndSwap(false, true) {
+// want makes the clock's tick at most 1% of d (within the bounds).
+func (c *coarseClock) want(d time.Duration) {
+	t := int64(min(max(d/100, minCoarseTick), maxCoarseTick))
+	for {
+		cur := c.tick.Load()
+		if t >= cur || c.tick.CompareAndSwap(cur, t) {
 			return
 		}
 	}
 }
 
-// time converts a reading to a time.Time (with a monotonic reading).
-func (c *coarseClock) time(nanos int64) time.Time { return c.base.Add(time.Duration(nanos)) }
+// nanos returns the time in nanoseconds since c.base: exact, or to a tick
+// while the ticking goroutine runs.
+func (c *coarseClock) nanos() int64 {
+	if c.running.Load() {
+		return c.now.Load()
+	}
+	return c.read()
+}
+
+// read reads the system clock, and starts the ticking goroutine when the
+// last rateBatch readings came faster than coarseRate.
+func (c *coarseClock) read() int64 {
+	now := int64(time.Since(c.base))
+	if c.reads.Add(1)%rateBatch == 0 {
+		last := c.checked.Swap(now)
+		if now-last < c.batch && c.running.CompareAndSwap(false, true) {
+			c.now.Store(now)
+			go c.run(now)
+		}
+	}
+	return now
+}
+
+func (c *coarseClock) run(start int64) {
+	for {
+		time.Sleep(time.Duration(c.tick.Load()))
+		now := int64(time.Since(c.base))
+		c.now.Store(now)
+		if now-start >= int64(coarseRun) {
+			c.checked.Store(now)
+			c.running.Store(false)
+			return
+		}
+	}
+}

@@ -21,29 +21,38 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func TestCoarseClockRunsWhileReadAndStopsWhenIdle(t *testing.T) {
+func TestCoarseClock(t *testing.T) {
 	c := new(coarseClock)
 	c.init()
-	assert.False(t, c.running.Load(), "no reader yet: nothing runs")
+	c.want(10 * time.Millisecond)
+	assert.Equal(t, int64(time.Millisecond), c.tick.Load(), "1% of 10 ms, raised to the 1 ms floor")
+	c.want(time.Second)
+	assert.Equal(t, int64(time.Millisecond), c.tick.Load(), "the finest need wins")
 
+	// Read now and then, it reads the system clock every time.
+	for range 10 {
+		before := int64(time.Since(c.base))
+		got := c.nanos()
+		assert.GreaterOrEqual(t, got, before, "an exact reading")
+		time.Sleep(time.Millisecond) // readings far apart, as a slow caller makes them
+	}
+	assert.False(t, c.running.Load(), "no goroutine ticks for a slow caller")
+
+	// Read very often, it starts ticking. (The rate is lowered to 1,000 a
+	// second, so that the race detector's slower readings pass it too.)
+	c.batch = rateBatch * int64(time.Second) / 1000
+	for i := 0; !c.running.Load(); i++ {
+		require.Less(t, i, 100*rateBatch, "no ticking at a high rate of readings")
+		c.nanos()
+	}
 	first := c.nanos()
-	assert.True(t, c.running.Load(), "the first reader starts it")
-	exact := int64(time.Since(c.base))
-	assert.InDelta(t, exact, first, float64(50*time.Millisecond), "the first reading is taken on the spot")
+	waitFor(t, 5*time.Second, "coarse clock advancing", func() bool { return c.nanos() > first })
+	assert.LessOrEqual(t, c.nanos(), int64(time.Since(c.base)), "a reading is never ahead of the system clock")
 
-	// It moves without further exact readings.
-	waitFor(t, 5*time.Second, "coarse clock advancing", func() bool { return c.nanos() >= first+int64(5*time.Millisecond) })
-	// A reading is never ahead of the system clock.
-	assert.LessOrEqual(t, c.nanos(), int64(time.Since(c.base)))
-
-	// Without readers it stops after coarseIdle ticks ...
+	// After coarseRun it stops, and readings are exact again.
 	waitFor(t, 30*time.Second, "coarse clock stopping", func() bool { return !c.running.Load() })
-	stale := c.now.Load()
-	// ... and the next reader starts it again with a fresh reading.
-	waitFor(t, 5*time.Second, "system clock moving on", func() bool { return int64(time.Since(c.base)) > stale+int64(time.Millisecond) })
-	fresh := c.nanos()
-	assert.Greater(t, fresh, stale, "a reader after a stop gets a fresh reading")
-	assert.True(t, c.running.Load())
+	before := int64(time.Since(c.base))
+	assert.GreaterOrEqual(t, c.nanos(), before)
 }
 
 func TestSlowCallsOnTheSystemClock(t *testing.T) {
@@ -55,4 +64,25 @@ func TestSlowCallsOnTheSystemClock(t *testing.T) {
 	assert.Equal(t, 1, s.Slow, "a 30 ms call is slow against 5 ms")
 	require.NoError(t, b.Execute(context.Background(), slow))
 	assert.Equal(t, Open, b.State().State, "two slow calls of two trip the slow-call rule")
+}
+
+// BenchmarkExecuteExactClock is the window and slow-call path of Execute
+// below the call rate that starts the coarse clock: each call reads the
+// system clock twice.
+func BenchmarkExecuteExactClock(b *testing.B) {
+	saved := coarse.batch
+	coarse.batch = 0 // never fast enough: always the system clock
+	defer func() { coarse.batch = saved }()
+	for deadline := time.Now().Add(5 * time.Second); coarse.running.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the coarse clock did not stop")
+		}
+	}
+	br := New(WithFailureRate(0.5), WithSlowCalls(time.Second, 0.5))
+	ctx := context.Background()
+	ok := func(context.Context) error { return nil }
+	b.ReportAllocs()
+	for range b.N {
+		br.Execute(ctx, ok)
+	}
 }

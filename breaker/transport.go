@@ -119,19 +119,25 @@ func Classify(res *http.Response, err error) Outcome {
 
 // transport is the RoundTripper returned by Transport.
 type transport struct {
-	base     http.RoundTripper
-	s        settings
-	sysClock bool // the clock is the system's: read the coarse one
+	base http.RoundTripper
+	s    settings
 
-	mu        sync.Mutex                              // taken to change hosts
+	mu        sync.Mutex                              // taken to change hosts and to sweep
 	hosts     atomic.Pointer[map[string]*hostBreaker] // copied on change, so lookups take no lock
-	lastSweep atomic.Int64
+	lastSweep atomic.Int64                            // unix nanoseconds
 }
 
+// hostBreaker is a host's breaker and when it was last seen in use. Calls
+// only set used, so they read no clock; a sweep turns used into lastSeen.
 type hostBreaker struct {
-	b    *Breaker
-	used atomic.Int64 // t.nanos() of the last call, to about a second
+	b        *Breaker
+	used     atomic.Bool
+	lastSeen int64 // unix nanoseconds; t.mu
 }
+
+// sweepOdds: one call in sweepOdds (and every new host) checks whether a
+// sweep is due, which reads the clock.
+const sweepOdds = 1024
 
 // Transport returns an http.RoundTripper that sends requests through base
 // (http.DefaultTransport if nil) with one breaker per target host (the
@@ -163,19 +169,9 @@ func Transport(base http.RoundTripper, opts ...Option) http.RoundTripper {
 		base = http.DefaultTransport
 	}
 	t := &transport{base: base, s: s}
-	_, t.sysClock = s.clock.(systemClock)
 	t.hosts.Store(&map[string]*hostBreaker{})
-	t.lastSweep.Store(t.nanos())
+	t.lastSweep.Store(s.clock.Now().UnixNano())
 	return t
-}
-
-// nanos reads the clock for the idle sweep: the coarse clock in place of
-// the system clock.
-func (t *transport) nanos() int64 {
-	if t.sysClock {
-		return coarse.nanos()
-	}
-	return t.s.clock.Now().UnixNano()
 }
 
 // NewClient returns an *http.Client whose transport is Transport(base,
@@ -185,37 +181,49 @@ func NewClient(base http.RoundTripper, opts ...Option) *http.Client {
 }
 
 // breaker returns the breaker of host, making it on first use.
-func (t *transport) breaker(host string, now int64) *Breaker {
+func (t *transport) breaker(host string) *Breaker {
 	h := (*t.hosts.Load())[host]
 	if h == nil {
 		t.mu.Lock()
 		if h = (*t.hosts.Load())[host]; h == nil {
 			s := t.s
 			s.name = host
-			h = &hostBreaker{b: newBreaker(s)}
+			h = &hostBreaker{b: newBreaker(s), lastSeen: t.s.clock.Now().UnixNano()}
 			hosts := maps.Clone(*t.hosts.Load())
 			hosts[host] = h
 			t.hosts.Store(&hosts)
 		}
 		t.mu.Unlock()
+		t.maybeSweep()
+		return h.b
 	}
-	if now-h.used.Load() > int64(time.Second) {
-		h.used.Store(now)
+	if !h.used.Load() {
+		h.used.Store(true)
 	}
-	if last := t.lastSweep.Load(); now-last > int64(t.s.transport.idle) && t.lastSweep.CompareAndSwap(last, now) {
-		t.sweep(now)
+	if rand.Uint32()%sweepOdds == 0 {
+		t.maybeSweep()
 	}
 	return h.b
 }
 
-// sweep drops the closed breakers of hosts idle for longer than the idle
-// timeout.
-func (t *transport) sweep(now int64) {
+// maybeSweep drops the closed breakers of hosts without calls for longer
+// than the idle timeout, at most twice per idle timeout. A host's last call
+// is known to the sweep that follows it, so a breaker goes between one and
+// one and a half idle timeouts after its host's last call, at a sweep: one
+// call in sweepOdds, and each new host, checks whether one is due.
+func (t *transport) maybeSweep() {
+	now := t.s.clock.Now().UnixNano()
+	every := int64(t.s.transport.idle) / 2
+	if last := t.lastSweep.Load(); now-last < every || !t.lastSweep.CompareAndSwap(last, now) {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	hosts := maps.Clone(*t.hosts.Load())
 	for host, h := range hosts {
-		if now-h.used.Load() > int64(t.s.transport.idle) && h.b.current() == Closed {
+		if h.used.Swap(false) {
+			h.lastSeen = now
+		} else if now-h.lastSeen > int64(t.s.transport.idle) && h.b.current() == Closed {
 			delete(hosts, host)
 		}
 	}
@@ -266,7 +274,7 @@ func idempotent(req *http.Request) bool {
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	clock := t.s.clock
 	ctx := req.Context()
-	b := t.breaker(req.URL.Host, t.nanos())
+	b := t.breaker(req.URL.Host)
 	ts := &t.s.transport
 	maxAttempts := 1
 	if ts.retries > 0 && idempotent(req) {

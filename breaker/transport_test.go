@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 		// httptest servers keep idle keep-alive readers until closed.
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 		// The coarse clock stops by itself a second after its last reader.
-		goleak.IgnoreTopFunction("github.com/flotilla-go/flotilla/breaker.(*coarseClock).run"),
+		goleak.IgnoreAnyFunction("github.com/flotilla-go/flotilla/breaker.(*coarseClock).run"),
 	)
 }
 
@@ -354,23 +354,25 @@ func TestTransport_SlowTarget(t *testing.T) {
 func TestTransport_IdleBreakersDropped(t *testing.T) {
 	a := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {})
 	b := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {})
+	c := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {})
 	clk := newFakeClock()
-	c := client(t, breaker.WithClock(clk), breaker.WithIdleTimeout(time.Minute))
-	set := c.Transport.(breaker.BreakerSet)
-	for _, u := range []string{a.URL, b.URL} {
-		res, err := get(context.Background(), c, u)
+	cl := client(t, breaker.WithClock(clk), breaker.WithIdleTimeout(time.Minute))
+	set := cl.Transport.(breaker.BreakerSet)
+	call := func(u string) {
+		t.Helper()
+		res, err := get(context.Background(), cl, u)
 		require.NoError(t, err)
 		res.Body.Close()
 	}
+	call(a.URL)
+	call(b.URL)
 	require.Len(t, set.Breakers(), 2)
 	clk.Advance(45 * time.Second)
-	res, err := get(context.Background(), c, b.URL) // b stays in use
-	require.NoError(t, err)
-	res.Body.Close()
+	call(b.URL) // b stays in use
 	clk.Advance(45 * time.Second)
-	res, err = get(context.Background(), c, b.URL) // the sweep runs: a idle for 90 s
-	require.NoError(t, err)
-	res.Body.Close()
-	assert.Nil(t, set.Breaker(strings.TrimPrefix(a.URL, "http://")))
-	assert.NotNil(t, set.Breaker(strings.TrimPrefix(b.URL, "http://")))
+	call(c.URL) // a new host: the sweep is due, and a has been idle for 90 s
+	host := func(u string) string { return strings.TrimPrefix(u, "http://") }
+	assert.Nil(t, set.Breaker(host(a.URL)), "idle longer than the idle timeout")
+	assert.NotNil(t, set.Breaker(host(b.URL)), "used 45 s ago")
+	assert.NotNil(t, set.Breaker(host(c.URL)))
 }
