@@ -70,7 +70,7 @@ type Breaker struct {
 	tooMany   *OpenError
 	windowed  int32 // windowed when a rate rule is on, else 0
 	timeCalls bool  // the slow-call rule is on: calls are timed
-	sysClock  bool  // the clock is the system's: read the coarse one
+	sysClock  bool  // the clock is the system's: read it through coarse
 	doneFn    func(Outcome)
 	stats     counters
 
@@ -144,7 +144,7 @@ func (b *Breaker) Name() string { return b.s.name }
 func (b *Breaker) current() State { return State(b.mode.Load() & stateMask) }
 
 // nanos reads the clock for timing calls and placing them in a time window:
-// the coarse clock in place of the system clock, else the injected one.
+// the system clock through coarse (see there), else the injected one.
 func (b *Breaker) nanos() int64 {
 	if b.sysClock && coarse.running.Load() {
 		return coarse.now.Load()

@@ -85,9 +85,10 @@ func WithFailureRate(rate float64) Option { return func(s *settings) { s.failure
 // sliding window were slow, once it holds DefaultMinCalls calls. A slow call
 // that succeeded is still a success for the other rules. Off by default.
 //
-// On the system clock, calls are timed on a coarse clock that a goroutine
-// advances every millisecond while breakers read it, so durations are exact
-// to about a millisecond; an injected Clock (WithClock) is read directly.
+// Timing a call reads the system clock twice. In a process whose breakers
+// time more than a million calls a second, a coarse clock that ticks at 1%
+// of the shortest threshold takes its place, so durations are then exact to
+// that tick. An injected Clock (WithClock) is always read directly.
 func WithSlowCalls(threshold time.Duration, rate float64) Option {
 	return func(s *settings) { s.slowThreshold, s.slowRate = threshold, rate }
 }
