@@ -54,3 +54,25 @@ func ExampleRun() {
 type nilWriter struct{}
 
 func (nilWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// Calling a sibling by its name in the port map from a handler: pass the
+// handler's context, so the call carries the request's trace and request id
+// and ends with the request, and the breaker answers at once if the
+// sibling is down.
+func ExampleClient() {
+	app := echo.New()
+	app.GET("/api/prices", func(c echo.Context) error {
+		ctx := c.Request().Context()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://upstream/prices", nil)
+		if err != nil {
+			return err
+		}
+		res, err := platform.Client().Do(req)
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadGateway, err.Error())
+		}
+		defer res.Body.Close()
+		return c.Stream(res.StatusCode, res.Header.Get("Content-Type"), res.Body)
+	})
+	_ = app // platform.Run(app, "crypto-feeds") in main
+}
