@@ -15,11 +15,11 @@ import (
 	"time"
 )
 
-// buildHello builds testdata/hello, the smallest service.
-func buildHello(b *testing.B) string {
+// buildHello builds testdata/hello, the smallest service, with build tags.
+func buildHello(b *testing.B, tags string) string {
 	b.Helper()
 	bin := filepath.Join(b.TempDir(), "hello")
-	out, err := exec.Command("go", "build", "-o", bin, "./testdata/hello").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", tags, "-o", bin, "./testdata/hello").CombinedOutput()
 	if err != nil {
 		b.Fatalf("build: %v: %s", err, out)
 	}
@@ -62,9 +62,15 @@ func stopHello(b *testing.B, cmd *exec.Cmd) {
 
 // BenchmarkProcess measures, for the built hello service: the median time
 // from process start to the first passing /health over 20 starts, and the
-// resident memory of one idle service after a few requests.
+// resident memory of one idle service after a few requests; built in full
+// and with -tags flotilla_lean (no OTLP or Prometheus exporters).
 func BenchmarkProcess(b *testing.B) {
-	bin := buildHello(b)
+	b.Run("full", func(b *testing.B) { benchProcess(b, "") })
+	b.Run("lean", func(b *testing.B) { benchProcess(b, "flotilla_lean") })
+}
+
+func benchProcess(b *testing.B, tags string) {
+	bin := buildHello(b, tags)
 	dir := b.TempDir()
 	var times []time.Duration
 	var rss float64

@@ -9,13 +9,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	promclient "github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -31,8 +26,21 @@ type telemetry struct {
 	shutdown []func(context.Context) error
 }
 
-func otlpConfigured(signal string) bool {
-	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != ""
+// ErrLeanBuild is wrapped by the error of Run when the configuration asks
+// for an exporter that a service built with -tags flotilla_lean leaves out.
+var ErrLeanBuild = errors.New("exporter not built in")
+
+func otlpConfigured(signal string) bool { return otlpVariable(signal) != "" }
+
+// otlpVariable returns the name of the set variable that turns on OTLP
+// export of signal (TRACES or METRICS), or "".
+func otlpVariable(signal string) string {
+	for _, v := range []string{"OTEL_EXPORTER_OTLP_" + signal + "_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+		if os.Getenv(v) != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // newTelemetry sets up tracing, which always runs so that every request has
@@ -50,7 +58,7 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 	t := &telemetry{}
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if otlpConfigured("TRACES") {
-		exp, err := otlptracehttp.New(ctx)
+		exp, err := otlpSpanExporter(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -68,20 +76,19 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 
 	var readers []sdkmetric.Option
 	if c.metrics {
-		reg := promclient.NewRegistry()
-		exp, err := prometheus.New(prometheus.WithRegisterer(reg))
+		r, h, err := prometheusReader()
 		if err != nil {
 			return nil, err
 		}
-		readers = append(readers, sdkmetric.WithReader(exp))
-		t.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		readers = append(readers, sdkmetric.WithReader(r))
+		t.metrics = h
 	}
 	if otlpConfigured("METRICS") {
-		exp, err := otlpmetrichttp.New(ctx)
+		r, err := otlpMetricReader(ctx)
 		if err != nil {
 			return nil, err
 		}
-		readers = append(readers, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+		readers = append(readers, sdkmetric.WithReader(r))
 	}
 	if len(readers) > 0 {
 		t.mp = sdkmetric.NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)

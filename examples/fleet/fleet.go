@@ -28,6 +28,7 @@ type config struct {
 	dir        string
 	restartAll int
 	bench      bool
+	lean       bool // build with -tags flotilla_lean
 }
 
 // examples are the example services: name in the port map, package, and
@@ -72,6 +73,7 @@ type fleet struct {
 // Report is the fleet's figures, printed as one JSON line.
 type Report struct {
 	Services         int     `json:"services"`
+	Lean             bool    `json:"lean,omitempty"`
 	StartToHealthy   float64 `json:"start_to_healthy_ms"`
 	TotalRSSMB       float64 `json:"total_rss_mb"`
 	MedianRSSMB      float64 `json:"median_rss_mb"`
@@ -99,7 +101,11 @@ func start(ctx context.Context, cfg config, out io.Writer) (*fleet, error) {
 	for _, name := range []string{"flotilla.db", "flotilla.db-wal", "flotilla.db-shm", "gateway-keys.db", "gateway-keys.db-wal", "gateway-keys.db-shm"} {
 		os.Remove(filepath.Join(cfg.dir, name))
 	}
-	fmt.Fprintf(out, "building the example services into %s ...\n", bin)
+	kind := "with their exporters"
+	if cfg.lean {
+		kind = "lean: without the OTLP and Prometheus exporters, which the fleet does not use; -full builds them in"
+	}
+	fmt.Fprintf(out, "building the example services into %s (%s) ...\n", bin, kind)
 	pkgs := []string{}
 	for _, e := range examples {
 		if !slices.Contains(pkgs, "./examples/"+e.pkg) {
@@ -110,7 +116,11 @@ func start(ctx context.Context, cfg config, out io.Writer) (*fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	build := exec.CommandContext(ctx, "go", append([]string{"build", "-o", bin + "/"}, pkgs...)...)
+	args := []string{"build", "-o", bin + "/"}
+	if cfg.lean {
+		args = append(args, "-tags", "flotilla_lean")
+	}
+	build := exec.CommandContext(ctx, "go", append(args, pkgs...)...)
 	build.Dir = root
 	if b, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build: %v: %s", err, b)
@@ -359,7 +369,7 @@ func (f *fleet) count(service, route string) {
 // exercise launches the fleet, waits for it, sends traffic, and restarts
 // it as asked.
 func (f *fleet) exercise(ctx context.Context) (Report, error) {
-	r := Report{Services: len(f.members)}
+	r := Report{Services: len(f.members), Lean: f.cfg.lean}
 	t0 := time.Now()
 	if err := f.launch(); err != nil {
 		return r, err

@@ -29,7 +29,7 @@ func TestFleet(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	var out strings.Builder
 	ctx := context.Background()
-	f, err := start(ctx, config{n: 10, dir: dir, restartAll: 2}, &out)
+	f, err := start(ctx, config{n: 10, dir: dir, restartAll: 2, lean: true}, &out) // lean, as the command builds by default
 	require.NoError(t, err, out.String())
 	report, err := f.exercise(ctx)
 	if err != nil {
@@ -37,6 +37,7 @@ func TestFleet(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	assert.Equal(t, 10, report.Services)
+	assert.True(t, report.Lean)
 	assert.Equal(t, 2, report.Restarts)
 
 	get := func(u string) (int, string) {
@@ -100,4 +101,18 @@ func TestFleet(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, 3, n, "%s: one call per start and restart, each traced through", hop.path)
 	}
+}
+
+func TestExportAsked(t *testing.T) {
+	for _, k := range []string{"FLOTILLA_METRICS", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
+		t.Setenv(k, "")
+	}
+	assert.False(t, exportAsked(), "nothing asked: the fleet builds lean")
+	t.Setenv("FLOTILLA_METRICS", "0")
+	assert.False(t, exportAsked())
+	t.Setenv("FLOTILLA_METRICS", "1")
+	assert.True(t, exportAsked(), "/metrics needs the Prometheus exporter")
+	t.Setenv("FLOTILLA_METRICS", "")
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces")
+	assert.True(t, exportAsked(), "OTLP export needs the OTLP exporters")
 }

@@ -1,0 +1,34 @@
+//go:build flotilla_lean
+
+package platform
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// LeanBuild reports whether the package was built with -tags
+// flotilla_lean, which leaves out the OTLP and Prometheus exporters.
+const LeanBuild = true
+
+func otlpSpanExporter(context.Context) (sdktrace.SpanExporter, error) {
+	return nil, leanError(otlpVariable("TRACES"), "the OTLP exporters")
+}
+
+func otlpMetricReader(context.Context) (sdkmetric.Reader, error) {
+	return nil, leanError(otlpVariable("METRICS"), "the OTLP exporters")
+}
+
+func prometheusReader() (sdkmetric.Reader, http.Handler, error) {
+	return nil, nil, fmt.Errorf("%w: /metrics is on (FLOTILLA_METRICS=1 or WithMetrics), but this service was built with -tags flotilla_lean, which leaves the Prometheus exporter out: rebuild it without that tag, or turn /metrics off",
+		ErrLeanBuild)
+}
+
+func leanError(variable, what string) error {
+	return fmt.Errorf("%w: %s is set, but this service was built with -tags flotilla_lean, which leaves %s out: rebuild it without that tag, or unset %[2]s",
+		ErrLeanBuild, variable, what)
+}
