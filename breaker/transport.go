@@ -142,8 +142,10 @@ const sweepOdds = 1024
 // Transport returns an http.RoundTripper that sends requests through base
 // (http.DefaultTransport if nil) with one breaker per target host (the
 // request URL's host: the service name when base dials services by name).
-// A breaker is made on a host's first call and dropped after
-// DefaultIdleTimeout without calls.
+// A breaker is made on a host's first call and dropped, if closed, after
+// DefaultIdleTimeout without calls (up to half as long again: calls read no
+// clock, so idleness is noticed by a sweep that runs at most twice per
+// timeout, when a new host or one call in 1024 finds it due).
 //
 // A refused call fails at once with a *CallError wrapping the breaker's
 // *OpenError. A failed attempt (see Classify) of an idempotent request —
