@@ -12,10 +12,11 @@ import (
 // net/http's Server.Shutdown drops, without an answer, a request it reads
 // after Shutdown began, even on a connection accepted just before: the
 // client sees EOF on a fresh connection and cannot retry. So the service
-// first stops accepting and waits until no connection is new (accepted,
-// request not read yet) or active; only idle keep-alive connections are left
-// for Shutdown to close, and a client's request racing that close is on a
-// reused connection, which Go's and most clients retry.
+// first stops accepting, waits for Serve to return (so that every accepted
+// connection is known here), then waits until no connection is new
+// (accepted, request not read yet) or active; only idle keep-alive
+// connections are left for Shutdown to close, and a client's request racing
+// that close is on a reused connection, which Go's and most clients retry.
 type conns struct {
 	mu    sync.Mutex
 	state map[net.Conn]http.ConnState

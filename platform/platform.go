@@ -146,6 +146,9 @@ wait:
 	}
 	draining.Store(true)
 	accepting.Close()
+	// Serve returns once its accept loop has seen the listener closed; by
+	// then every connection it accepted is known to open.
+	<-served
 	grace := time.Now().Add(min(DefaultRestartGrace, c.shutdownTimeout))
 	if restarted {
 		// The successor serves: move clients over while they make
