@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -375,4 +376,34 @@ func TestTransport_IdleBreakersDropped(t *testing.T) {
 	assert.Nil(t, set.Breaker(host(a.URL)), "idle longer than the idle timeout")
 	assert.NotNil(t, set.Breaker(host(b.URL)), "used 45 s ago")
 	assert.NotNil(t, set.Breaker(host(c.URL)))
+}
+
+// The attempt's context lets http.Transport derive its own from it without
+// a goroutine per request (the context package's AfterFunc path).
+func TestTransport_AttemptContextStartsNoGoroutine(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := serve(t, func(_ int32, w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	c := client(t, breaker.WithRetries(0), breaker.WithAttemptTimeout(time.Minute))
+	done := make(chan error, 1)
+	go func() {
+		res, err := get(context.Background(), c, srv.URL)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	<-entered // the request is in flight, its context derived by http.Transport
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	assert.False(t, strings.Contains(stacks, "context.(*cancelCtx).propagateCancel"),
+		"a goroutine of the context package watches the attempt's context")
+	close(release)
+	require.NoError(t, <-done)
 }
