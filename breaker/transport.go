@@ -161,7 +161,9 @@ const sweepOdds = 1024
 //
 // When the last attempt got a response, that response is returned with a
 // nil error, as http.Client does for any status; when it got an error, the
-// error is a *CallError listing every attempt.
+// error is a *CallError listing every attempt. A 101 Switching Protocols
+// response (a WebSocket, say) ends the attempt: its body, the connection,
+// is the caller's to use for as long as it likes.
 func Transport(base http.RoundTripper, opts ...Option) http.RoundTripper {
 	s := defaultSettings()
 	for _, o := range opts {
@@ -331,7 +333,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				attempts = append(attempts, describe(err, ctx, ts.attemptTimeout))
 				return nil, &CallError{Name: b.s.name, Attempts: attempts, Err: err}
 			}
-			if a != nil {
+			switch {
+			case a == nil:
+			case res.StatusCode == http.StatusSwitchingProtocols:
+				// The body is the connection now (a WebSocket, say), and
+				// the caller's: the attempt and its timeout end here, and
+				// the body stays as it is, an io.ReadWriteCloser.
+				a.release()
+			default:
 				a.body = res.Body
 				res.Body = (*attemptBody)(a)
 			}

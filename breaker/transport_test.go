@@ -407,3 +407,42 @@ func TestTransport_AttemptContextStartsNoGoroutine(t *testing.T) {
 	close(release)
 	require.NoError(t, <-done)
 }
+
+// A protocol switch (101, as for a WebSocket) goes through: the body is the
+// connection, writable, and outlives the attempt's timeout.
+func TestTransport_ProtocolSwitch(t *testing.T) {
+	srv := serve(t, func(_ int32, w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "upgrade to echo", http.StatusBadRequest)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		rw.Flush()
+		io.Copy(conn, rw) // echo until the client closes
+	})
+	c := client(t, breaker.WithAttemptTimeout(50*time.Millisecond))
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	res, err := c.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
+	conn, ok := res.Body.(io.ReadWriteCloser)
+	require.True(t, ok, "the body of a 101 is the connection")
+	defer conn.Close()
+	// Well past the attempt's 50 ms: the connection is not the attempt's.
+	time.Sleep(100 * time.Millisecond)
+	for _, msg := range []string{"ping", "pong"} {
+		_, err := conn.Write([]byte(msg))
+		require.NoError(t, err)
+		got := make([]byte, len(msg))
+		_, err = io.ReadFull(conn, got)
+		require.NoError(t, err)
+		assert.Equal(t, msg, string(got))
+	}
+}
