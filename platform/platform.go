@@ -82,7 +82,7 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 		return err
 	}
 	var draining atomic.Bool
-	open := newConns()
+	var open atomic.Int64 // open connections
 	accepting := &onceCloseListener{Listener: ln}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +91,14 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 			}
 			app.ServeHTTP(w, r)
 		}),
-		ConnState:         open.track,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
+		},
 		ReadHeaderTimeout: DefaultReadHeaderTimeout,
 		ReadTimeout:       DefaultReadTimeout,
 		WriteTimeout:      DefaultWriteTimeout,
@@ -141,30 +148,27 @@ wait:
 	// Stop accepting, and tell open connections to close after their next
 	// response. On a socket from systemd or handed to a successor, new
 	// connections wait in the socket's queue for the next process.
+	draining.Store(true)
 	if !restarted {
 		h.SetShuttingDown()
+		// Idle connections close now, the others after their next
+		// response. (After a restart, idle ones are left alone for the
+		// grace: a client may be about to send on one.)
+		srv.SetKeepAlivesEnabled(false)
 	}
-	draining.Store(true)
 	accepting.Close()
 	// Serve returns once its accept loop has seen the listener closed; by
-	// then every connection it accepted is known to open.
+	// then every connection it accepted is counted in open.
 	<-served
+	// Let the open connections make their next request and close, so that
+	// Shutdown finds them gone. net/http's Shutdown drops, without an
+	// answer, a request it reads after it began, even on a connection
+	// accepted just before: the client would see EOF on a fresh connection,
+	// which it cannot retry. Those left after the grace (idle ones, after a
+	// restart, whose clients send nothing more) Shutdown closes.
 	grace := time.Now().Add(min(DefaultRestartGrace, c.shutdownTimeout))
-	if restarted {
-		// The successor serves: move clients over while they make
-		// requests; those left idle after the grace are closed below.
-		for open.open() > 0 && time.Now().Before(grace) {
-			time.Sleep(10 * time.Millisecond)
-		}
-	} else {
-		// Let requests on connections accepted before the listener closed
-		// arrive and be served (see conns).
-		t := time.NewTimer(time.Until(grace))
-		select {
-		case <-open.quiet():
-		case <-t.C:
-		}
-		t.Stop()
+	for open.Load() > 0 && time.Now().Before(grace) {
+		time.Sleep(5 * time.Millisecond)
 	}
 	var errs []error
 	if err := srv.Shutdown(sctx); err != nil {

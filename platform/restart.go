@@ -134,10 +134,9 @@ func restart(ln net.Listener, service string, log *slog.Logger) (int, error) {
 		return 0, fmt.Errorf("restart: successor %d not ready after %v", pid, DefaultRestartTimeout)
 	}
 	cmd.Process.Release() // it outlives this process
-	if os.Getenv("NOTIFY_SOCKET") != "" {
-		if _, err := daemon.SdNotify(false, "MAINPID="+strconv.Itoa(pid)); err != nil {
-			log.Warn("sd_notify MAINPID", "err", err)
-		}
+	// Under systemd (NOTIFY_SOCKET set); elsewhere SdNotify does nothing.
+	if _, err := daemon.SdNotify(false, "MAINPID="+strconv.Itoa(pid)); err != nil {
+		log.Warn("sd_notify MAINPID", "err", err)
 	}
 	// The successor now owns the socket file of a unix listener.
 	if ul, ok := ln.(*net.UnixListener); ok {
