@@ -390,23 +390,20 @@ func TestRun_BadEnvironment(t *testing.T) {
 }
 
 // The request log cannot be opened (its folder is under a plain file): the
-// service serves anyway, and /health warns with the reason.
+// service serves anyway, /health warns with the reason, and the log is
+// opened once the file in the way is a folder.
 func TestRun_RequestLogUnavailable(t *testing.T) {
 	dir := tempDir(t)
 	file := filepath.Join(dir, "plain")
 	require.NoError(t, os.WriteFile(file, []byte("x"), 0o600))
 	port := freePort(t)
-	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(file, "logs", "flotilla.db"), "PORT="+port).at("tcp", "127.0.0.1:"+port)
-	h := s.healthy(t)
-	assert.Equal(t, health.Warn, h.Status, "warn keeps the service in rotation")
-	rl := h.Checks["requestlog:queue"][0]
-	assert.Equal(t, health.Warn, rl.Status)
-	assert.Contains(t, rl.Output, "request log unavailable")
-	assert.Contains(t, rl.Output, "not a directory")
-	code, body := s.get(t, "/hello/you")
-	assert.Equal(t, 200, code)
-	assert.Equal(t, "hello you", body)
-	assert.Equal(t, 0, s.stop(t))
+	db := filepath.Join(file, "logs", "flotilla.db")
+	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port).at("tcp", "127.0.0.1:"+port)
+	logUnavailableThenFixed(t, s, db, "not a directory", func() {
+		// The file in the way becomes the folder.
+		require.NoError(t, os.Remove(file))
+		require.NoError(t, os.MkdirAll(filepath.Join(file, "logs"), 0o755))
+	})
 }
 
 // The log's folder is read-only for the service's user: the service serves,
@@ -434,21 +431,34 @@ func TestRun_RequestLogReadOnlyFolder(t *testing.T) {
 		s = start(t, "agent-geo", env...)
 	}
 	s.at("tcp", "127.0.0.1:"+port)
+	logUnavailableThenFixed(t, s, db, "writable", func() {
+		// The operator fixes the folder.
+		if os.Geteuid() == 0 {
+			require.NoError(t, os.Chown(ro, 65534, 65534))
+		} else {
+			require.NoError(t, os.Chmod(ro, 0o755))
+		}
+	})
+}
+
+// logUnavailableThenFixed checks a service whose request log db cannot be
+// opened: it serves, /health warns with the path and reason; then, once fix
+// has run, the background retry opens the log, /health passes, and a
+// request is logged (the one made before is not).
+func logUnavailableThenFixed(t *testing.T, s *service, db, reason string, fix func()) {
+	t.Helper()
 	h := s.healthy(t)
 	assert.Equal(t, health.Warn, h.Status, "warn keeps the service in rotation")
 	rl := h.Checks["requestlog:queue"][0]
+	assert.Equal(t, health.Warn, rl.Status)
 	assert.Contains(t, rl.Output, "request log unavailable")
 	assert.Contains(t, rl.Output, db)
-	assert.Contains(t, rl.Output, "writable")
-	code, _ := s.get(t, "/hello/unlogged")
+	assert.Contains(t, rl.Output, reason)
+	code, body := s.get(t, "/hello/unlogged")
 	assert.Equal(t, 200, code)
+	assert.Equal(t, "hello unlogged", body)
 
-	// The operator fixes the folder; the service picks the log up by itself.
-	if os.Geteuid() == 0 {
-		require.NoError(t, os.Chown(ro, 65534, 65534))
-	} else {
-		require.NoError(t, os.Chmod(ro, 0o755))
-	}
+	fix()
 	deadline := time.Now().Add(30 * time.Second)
 	for s.healthy(t).Status != health.Pass {
 		require.True(t, time.Now().Before(deadline), "the log was not opened again: %s", s.stderr)
@@ -486,27 +496,7 @@ func TestRun_RequestLogDiskFull(t *testing.T) {
 	db := filepath.Join(mnt, "flotilla.db")
 	port := freePort(t)
 	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port).at("tcp", "127.0.0.1:"+port)
-	h := s.healthy(t)
-	assert.Equal(t, health.Warn, h.Status, "warn keeps the service in rotation")
-	rl := h.Checks["requestlog:queue"][0]
-	assert.Contains(t, rl.Output, "request log unavailable")
-	assert.Contains(t, rl.Output, db)
-	assert.Contains(t, rl.Output, "disk is full")
-	code, _ := s.get(t, "/hello/unlogged")
-	assert.Equal(t, 200, code)
-
-	require.NoError(t, os.Remove(fill))
-	deadline := time.Now().Add(30 * time.Second)
-	for s.healthy(t).Status != health.Pass {
-		require.True(t, time.Now().Before(deadline), "the log was not opened again: %s", s.stderr)
-		time.Sleep(50 * time.Millisecond)
-	}
-	code, _ = s.get(t, "/hello/logged")
-	assert.Equal(t, 200, code)
-	assert.Equal(t, 0, s.stop(t))
-	got := rows(t, openDB(t, db), "route = '/hello/:who'")
-	require.Len(t, got, 1, "the request after space was freed is in the file")
-	assert.Equal(t, "/hello/logged", got[0].path)
+	logUnavailableThenFixed(t, s, db, "disk is full", func() { require.NoError(t, os.Remove(fill)) })
 }
 
 // A calls B calls C through platform.Client: three rows, one trace id and
