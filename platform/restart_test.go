@@ -71,41 +71,9 @@ func TestRun_ZeroDowntimeRestart(t *testing.T) {
 	s := &service{client: client, base: "http://agent-geo", exited: make(chan struct{}), stderr: &syncBuffer{}}
 	s.healthy(t)
 
-	var sent, failed atomic.Int32
-	var failures sync.Map
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				if sent.Load() >= 2000 {
-					return
-				}
-			default:
-			}
-			sent.Add(1)
-			res, err := client.Get("http://agent-geo/hello/load")
-			if err != nil {
-				failed.Add(1)
-				failures.Store(i, err.Error())
-				continue
-			}
-			if res.StatusCode != http.StatusOK {
-				failed.Add(1)
-				failures.Store(i, res.Status)
-			}
-			res.Body.Close()
-		}
-	}()
-
+	load := startLoad(t, client, "http://agent-geo/hello/load")
 	for range 5 {
-		// Let some load reach the current process first.
-		target := sent.Load() + 100
-		for sent.Load() < target {
-			time.Sleep(time.Millisecond)
-		}
+		load.more(t, 100) // let some load reach the current process first
 		require.NoError(t, syscall.Kill(current, syscall.SIGHUP))
 		deadline := time.Now().Add(30 * time.Second)
 		for {
@@ -120,11 +88,9 @@ func TestRun_ZeroDowntimeRestart(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	close(stop)
-	<-done
-	failures.Range(func(k, v any) bool { t.Logf("request %v: %v", k, v); return true })
-	assert.Zero(t, failed.Load(), "failed requests")
-	assert.GreaterOrEqual(t, sent.Load(), int32(2000))
+	sent, failed := load.stop(t, 2000)
+	assert.Zero(t, failed, "failed requests")
+	assert.GreaterOrEqual(t, sent, 2000)
 	assert.Len(t, startedPIDs(t, logPath), 6, "the first process and 5 successors")
 
 	require.NoError(t, syscall.Kill(current, syscall.SIGTERM))
@@ -135,8 +101,72 @@ func TestRun_ZeroDowntimeRestart(t *testing.T) {
 	}
 	assert.NoFileExists(t, sock, "the last process removes the socket")
 	n := len(rows(t, openDB(t, db), "route = '/hello/:who'"))
-	assert.Equal(t, int(sent.Load()), n, "every request is in the log")
+	assert.Equal(t, sent, n, "every request is in the log")
 	_ = first
+}
+
+// loadLoop sends GETs to one URL, one after another, until stopped, and
+// counts them and the ones that failed.
+type loadLoop struct {
+	sent, failed atomic.Int32
+	stopping     chan struct{}
+	once         sync.Once
+	done         chan struct{}
+}
+
+func startLoad(t *testing.T, client *http.Client, url string) *loadLoop {
+	l := &loadLoop{stopping: make(chan struct{}), done: make(chan struct{})}
+	t.Cleanup(l.halt) // also when the test fails first: no logging after it ends
+	go func() {
+		defer close(l.done)
+		for {
+			select {
+			case <-l.stopping:
+				return
+			default:
+			}
+			n := l.sent.Add(1)
+			res, err := client.Get(url)
+			if err != nil {
+				l.failed.Add(1)
+				t.Logf("request %d: %v", n, err)
+				continue
+			}
+			if res.StatusCode != http.StatusOK {
+				l.failed.Add(1)
+				t.Logf("request %d: %s", n, res.Status)
+			}
+			res.Body.Close()
+		}
+	}()
+	return l
+}
+
+// more waits until n more requests have been sent.
+func (l *loadLoop) more(t *testing.T, n int32) {
+	t.Helper()
+	target := l.sent.Load() + n
+	deadline := time.Now().Add(30 * time.Second)
+	for l.sent.Load() < target {
+		require.True(t, time.Now().Before(deadline), "the load loop stalled")
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stop stops the loop once at least min requests were sent, and returns
+// how many were sent and how many failed.
+func (l *loadLoop) stop(t *testing.T, min int32) (sent, failed int) {
+	t.Helper()
+	if short := min - l.sent.Load(); short > 0 {
+		l.more(t, short)
+	}
+	l.halt()
+	return int(l.sent.Load()), int(l.failed.Load())
+}
+
+func (l *loadLoop) halt() {
+	l.once.Do(func() { close(l.stopping) })
+	<-l.done
 }
 
 // needTool returns the path of a program an integration test runs. It
@@ -283,51 +313,20 @@ func TestRun_SystemdStyleRestartLosesNothing(t *testing.T) {
 	s := (&service{exited: make(chan struct{}), stderr: &syncBuffer{}}).at("unix", sock)
 	s.healthy(t)
 
-	var sent, failed atomic.Int32
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			sent.Add(1)
-			res, err := s.client.Get(s.base + "/hello/load")
-			if err != nil {
-				failed.Add(1)
-				t.Log(err)
-				continue
-			}
-			if res.StatusCode != http.StatusOK {
-				failed.Add(1)
-				t.Log(res.Status)
-			}
-			res.Body.Close()
-		}
-	}()
+	load := startLoad(t, s.client, s.base+"/hello/load")
 	for range 3 {
-		target := sent.Load() + 100
-		for sent.Load() < target {
-			time.Sleep(time.Millisecond)
-		}
+		load.more(t, 100)
 		// systemctl restart: stop, wait for the exit, start.
 		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 		require.NoError(t, cmd.Wait(), "a clean stop")
 		cmd = run()
 	}
-	target := sent.Load() + 100
-	for sent.Load() < target {
-		time.Sleep(time.Millisecond)
-	}
-	close(stop)
-	<-done
-	assert.Zero(t, failed.Load(), "failed requests")
+	load.more(t, 100)
+	sent, failed := load.stop(t, 0)
+	assert.Zero(t, failed, "failed requests")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait())
 	assert.FileExists(t, sock, "the socket is systemd's: the service leaves it")
 	n := len(rows(t, openDB(t, db), "route = '/hello/:who'"))
-	assert.Equal(t, int(sent.Load()), n, "every request is in the log")
+	assert.Equal(t, sent, n, "every request is in the log")
 }

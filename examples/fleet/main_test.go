@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"database/sql"
+	"debug/buildinfo"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -38,6 +40,12 @@ func TestFleet(t *testing.T) {
 	}
 	assert.Equal(t, 10, report.Services)
 	assert.True(t, report.Lean)
+	// Built lean for real: no OTLP exporters, so no gRPC, in the binaries.
+	info, err := buildinfo.ReadFile(filepath.Join(dir, "bin", "echosvc"))
+	require.NoError(t, err)
+	for _, d := range info.Deps {
+		assert.NotEqual(t, "google.golang.org/grpc", d.Path, "a lean build has no gRPC")
+	}
 	assert.Equal(t, 2, report.Restarts)
 
 	get := func(u string) (int, string) {
