@@ -1,7 +1,6 @@
 package discovery_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,12 +22,8 @@ import (
 // running the generated configuration.
 func TestNginxConfig_RealNginx(t *testing.T) {
 	bin := needTool(t, "nginx")
-	dir, err := os.MkdirTemp("", "fl-nginx")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	port := freePort(t, "tcp")
-	regPath := filepath.Join(dir, "flotilla.toml")
-	require.NoError(t, os.WriteFile(regPath, []byte(fmt.Sprintf(`
+	reg := serveRegistry(t, fmt.Sprintf(`
 [defaults]
 socket_dir = "run"
 
@@ -47,14 +42,8 @@ public = true
 
 [[service]]
 name = "internal-only"
-`, freePort(t, "tcp"))), 0o644))
-	reg, err := discovery.Load(regPath)
-	require.NoError(t, err)
-	for _, s := range reg.Services() {
-		ln, err := reg.Listen(context.Background(), s.Name)
-		require.NoError(t, err)
-		serveOn(t, ln, s.Name)
-	}
+`, freePort(t, "tcp")))
+	dir := filepath.Dir(reg.Path())
 
 	conf, err := discovery.NginxConfig(reg, discovery.NginxOptions{Listen: fmt.Sprintf("127.0.0.1:%d", port), Root: "agent-gateway"})
 	require.NoError(t, err)

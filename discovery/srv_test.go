@@ -37,7 +37,7 @@ func needTool(t *testing.T, name string) string {
 	return ""
 }
 
-func freePort(t *testing.T, network string) int {
+func freePort(t testing.TB, network string) int {
 	t.Helper()
 	if network == "udp" {
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")

@@ -41,15 +41,7 @@ func body(t testing.TB, c *http.Client, url string) string {
 // by name.
 func testFleet(t testing.TB) *discovery.Registry {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "fl")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	_, port, _ := net.SplitHostPort(tcp.Addr().String())
-	tcp.Close() // the registry's listener takes the port back
-	path := filepath.Join(dir, "flotilla.toml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`
+	return serveRegistry(t, fmt.Sprintf(`
 [defaults]
 socket_dir = "run"
 
@@ -58,8 +50,19 @@ name = "agent-geo"
 
 [[service]]
 name = "crypto-feeds"
-port = %s
-`, port)), 0o644))
+port = %d
+`, freePort(t, "tcp")))
+}
+
+// serveRegistry writes a port map to a new folder, loads it, and serves
+// each of its services on its endpoint, answering with its name.
+func serveRegistry(t testing.TB, toml string) *discovery.Registry {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fl")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "flotilla.toml")
+	require.NoError(t, os.WriteFile(path, []byte(toml), 0o644))
 	reg, err := discovery.Load(path)
 	require.NoError(t, err)
 	for _, s := range reg.Services() {
