@@ -1,12 +1,16 @@
 package logger
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flotilla-go/flotilla/internal/upgrade"
 )
 
 // A MiddlewareOption changes a default of Middleware.
@@ -40,7 +44,10 @@ func otelTraceID(c echo.Context) string {
 // Middleware returns echo middleware that logs every request to sink as the
 // named service, after the handler returns.
 //
-// The status logged is the status sent. An error returned by the handler is
+// The status logged is the status sent. A request that asks to upgrade its
+// connection (a WebSocket handshake) and whose handler takes the connection
+// over is logged as 101 Switching Protocols when the handler returns, with
+// the whole session as its duration. An error returned by the handler is
 // given to the app's HTTPErrorHandler here, as echo's RequestLogger does with
 // HandleError, so the response is written before the record is made; the
 // error then does not travel further up the chain. A panic that passes
@@ -65,6 +72,13 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 			}
 			start := time.Now()
 			defer logPanic(c, sink, service, start, &o)
+			var watch *hijackWatch
+			if upgrade.Requested(c.Request().Header) {
+				res := c.Response()
+				// echo resets the writer for the next request.
+				watch = &hijackWatch{ResponseWriter: res.Writer}
+				res.Writer = watch
+			}
 			err := next(c)
 			var text string
 			if err != nil {
@@ -72,7 +86,11 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 				c.Error(err)
 			}
 			status := c.Response().Status
-			if status == 0 {
+			switch {
+			case watch != nil && watch.hijacked && !c.Response().Committed:
+				// The handler answered on the connection itself.
+				status = http.StatusSwitchingProtocols
+			case status == 0:
 				status = http.StatusOK
 			}
 			sink.Log(record(c, service, start, status, text, &o))
@@ -80,6 +98,26 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 		}
 	}
 }
+
+// hijackWatch is the response writer of an upgrade request while its
+// handler runs: it notes whether the handler took the connection over.
+type hijackWatch struct {
+	http.ResponseWriter
+	hijacked bool
+}
+
+// Hijack hands the connection over, as the writer it wraps does.
+func (w *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	w.hijacked = err == nil
+	return conn, rw, err
+}
+
+// Flush flushes the writer it wraps, when that can.
+func (w *hijackWatch) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Unwrap is the writer it wraps, for http.ResponseController.
+func (w *hijackWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logPanic, deferred, logs a panic passing through as a 500 and re-raises
 // it. It is a plain function rather than a closure so that the request path

@@ -1,16 +1,19 @@
 package logger_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -116,6 +119,68 @@ func TestMiddleware_PanicPassesThrough(t *testing.T) {
 	r := sink.last(t)
 	assert.Equal(t, 500, r.Status)
 	assert.Equal(t, "panic: boom", r.Error)
+}
+
+// A handler that takes over the connection of an upgrade request (a
+// WebSocket, say) is logged as 101 once it returns; one that refuses the
+// upgrade is logged with the status it sent.
+func TestMiddleware_Upgrade(t *testing.T) {
+	sink := &memSink{}
+	e := testApp(sink)
+	e.GET("/stream", func(c echo.Context) error {
+		if c.QueryParam("refuse") != "" {
+			return echo.NewHTTPError(http.StatusBadRequest, "no upgrade for you")
+		}
+		conn, rw, err := http.NewResponseController(c.Response()).Hijack()
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: flotilla-echo\r\nConnection: Upgrade\r\n\r\n")
+		rw.Flush()
+		line, _ := rw.ReadString('\n')
+		rw.WriteString(line)
+		return rw.Flush()
+	})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+
+	dial := func(path string) (net.Conn, *bufio.Reader, *http.Response) {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		require.NoError(t, err)
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: flotilla-echo\r\nConnection: Upgrade\r\n\r\n", path)
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		require.NoError(t, err)
+		return conn, br, res
+	}
+	logged := func(n int) logger.Record {
+		require.Eventually(t, func() bool {
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			return len(sink.recs) == n
+		}, 10*time.Second, time.Millisecond)
+		return sink.last(t)
+	}
+
+	conn, br, res := dial("/stream")
+	require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
+	fmt.Fprint(conn, "ping\n")
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "ping\n", line, "the connection is the handler's")
+	conn.Close()
+	r := logged(1)
+	assert.Equal(t, http.StatusSwitchingProtocols, r.Status)
+	assert.Equal(t, "/stream", r.Route)
+	assert.NotEmpty(t, r.RequestID)
+
+	conn, _, res = dial("/stream?refuse=1")
+	conn.Close()
+	require.Equal(t, http.StatusBadRequest, res.StatusCode)
+	r = logged(2)
+	assert.Equal(t, http.StatusBadRequest, r.Status)
+	assert.Contains(t, r.Error, "no upgrade for you")
 }
 
 func TestMiddleware_Fields(t *testing.T) {
