@@ -1,9 +1,7 @@
 package logger
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -72,11 +70,11 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 			}
 			start := time.Now()
 			defer logPanic(c, sink, service, start, &o)
-			var watch *hijackWatch
+			var watch *upgrade.Watch
 			if upgrade.Requested(c.Request().Header) {
 				res := c.Response()
 				// echo resets the writer for the next request.
-				watch = &hijackWatch{ResponseWriter: res.Writer}
+				watch = &upgrade.Watch{ResponseWriter: res.Writer}
 				res.Writer = watch
 			}
 			err := next(c)
@@ -87,7 +85,7 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 			}
 			status := c.Response().Status
 			switch {
-			case watch != nil && watch.hijacked && !c.Response().Committed:
+			case watch != nil && watch.Hijacked && !c.Response().Committed:
 				// The handler answered on the connection itself.
 				status = http.StatusSwitchingProtocols
 			case status == 0:
@@ -98,26 +96,6 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 		}
 	}
 }
-
-// hijackWatch is the response writer of an upgrade request while its
-// handler runs: it notes whether the handler took the connection over.
-type hijackWatch struct {
-	http.ResponseWriter
-	hijacked bool
-}
-
-// Hijack hands the connection over, as the writer it wraps does.
-func (w *hijackWatch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	w.hijacked = err == nil
-	return conn, rw, err
-}
-
-// Flush flushes the writer it wraps, when that can.
-func (w *hijackWatch) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
-
-// Unwrap is the writer it wraps, for http.ResponseController.
-func (w *hijackWatch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logPanic, deferred, logs a panic passing through as a 500 and re-raises
 // it. It is a plain function rather than a closure so that the request path

@@ -4,6 +4,8 @@
 package upgrade
 
 import (
+	"bufio"
+	"net"
 	"net/http"
 	"strings"
 )
@@ -25,3 +27,30 @@ func Requested(h http.Header) bool {
 	}
 	return false
 }
+
+// Watch is the response writer of an upgrade request while its handler
+// runs: it hands the connection over as the writer it wraps does, then
+// sets Hijacked and runs OnHijack (when not nil).
+type Watch struct {
+	http.ResponseWriter
+	OnHijack func()
+	Hijacked bool
+}
+
+// Hijack hands the connection over.
+func (w *Watch) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.Hijacked = true
+		if w.OnHijack != nil {
+			w.OnHijack()
+		}
+	}
+	return conn, rw, err
+}
+
+// Flush flushes the writer it wraps, when that can.
+func (w *Watch) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Unwrap is the writer it wraps, for http.ResponseController.
+func (w *Watch) Unwrap() http.ResponseWriter { return w.ResponseWriter }

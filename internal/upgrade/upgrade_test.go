@@ -2,9 +2,12 @@ package upgrade
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
+	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRequested(t *testing.T) {
@@ -23,4 +26,36 @@ func TestRequested(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, Requested(tc.h)) })
 	}
+}
+
+// Watch sees a handler take the connection over, through echo's response
+// as handlers reach it, and still lets it flush.
+func TestWatch(t *testing.T) {
+	type seen struct {
+		hijacked bool
+		hooked   int
+	}
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		hooked := 0
+		w := &Watch{ResponseWriter: rw, OnHijack: func() { hooked++ }}
+		res := echo.NewResponse(w, echo.New())
+		if r.URL.Path == "/flush" {
+			res.Write([]byte("x"))
+			assert.NoError(t, http.NewResponseController(res).Flush())
+		} else if conn, _, err := http.NewResponseController(res).Hijack(); assert.NoError(t, err) {
+			conn.Close()
+		}
+		got <- seen{w.Hijacked, hooked}
+	}))
+	defer srv.Close()
+
+	res, err := http.Get(srv.URL + "/flush")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, seen{false, 0}, <-got)
+
+	_, err = http.Get(srv.URL + "/hijack")
+	assert.Error(t, err, "the handler closed the connection it took")
+	assert.Equal(t, seen{true, 1}, <-got)
 }
