@@ -42,10 +42,7 @@ func otelTraceID(c echo.Context) string {
 // Middleware returns echo middleware that logs every request to sink as the
 // named service, after the handler returns.
 //
-// The status logged is the status sent. A request that asks to upgrade its
-// connection (a WebSocket handshake) and whose handler takes the connection
-// over is logged as 101 Switching Protocols when the handler returns, with
-// the whole session as its duration. An error returned by the handler is
+// The status logged is the status sent. An error returned by the handler is
 // given to the app's HTTPErrorHandler here, as echo's RequestLogger does with
 // HandleError, so the response is written before the record is made; the
 // error then does not travel further up the chain. A panic that passes
@@ -53,6 +50,12 @@ func otelTraceID(c echo.Context) string {
 // middleware after this one to turn panics into 500 responses. Durations use
 // the monotonic clock; the client IP comes from echo's Context.RealIP, so it
 // follows the app's IPExtractor.
+//
+// A request that asks to upgrade its connection (a WebSocket handshake) and
+// whose handler takes the connection over is logged as 101 Switching
+// Protocols when the handler returns, with the whole session as its
+// duration and the error the handler returned, if any (nothing more can be
+// sent on that connection, so the error goes no further).
 //
 // Only the URL path is stored: never the query string, and no header other
 // than User-Agent and X-Request-ID (from the response, else the request). The
@@ -78,14 +81,17 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 				res.Writer = watch
 			}
 			err := next(c)
+			hijacked := watch != nil && watch.Hijacked
 			var text string
 			if err != nil {
 				text = err.Error()
-				c.Error(err)
+				if !hijacked { // nothing can be sent on a connection the handler took
+					c.Error(err)
+				}
 			}
 			status := c.Response().Status
 			switch {
-			case watch != nil && watch.Hijacked && !c.Response().Committed:
+			case hijacked:
 				// The handler answered on the connection itself.
 				status = http.StatusSwitchingProtocols
 			case status == 0:

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -140,9 +141,18 @@ func TestMiddleware_Upgrade(t *testing.T) {
 		rw.Flush()
 		line, _ := rw.ReadString('\n')
 		rw.WriteString(line)
-		return rw.Flush()
+		if err := rw.Flush(); err != nil {
+			return err
+		}
+		if c.QueryParam("fail") != "" {
+			return errors.New("the session failed")
+		}
+		return nil
 	})
-	srv := httptest.NewServer(e)
+	srv := httptest.NewUnstartedServer(e)
+	var serverLog lockedBuffer
+	srv.Config.ErrorLog = log.New(&serverLog, "", 0)
+	srv.Start()
 	defer srv.Close()
 
 	dial := func(path string) (net.Conn, *bufio.Reader, *http.Response) {
@@ -175,12 +185,41 @@ func TestMiddleware_Upgrade(t *testing.T) {
 	assert.Equal(t, "/stream", r.Route)
 	assert.NotEmpty(t, r.RequestID)
 
+	conn, br, _ = dial("/stream?fail=1")
+	fmt.Fprint(conn, "ping\n")
+	line, err = br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "ping\n", line)
+	conn.Close()
+	r = logged(2)
+	assert.Equal(t, http.StatusSwitchingProtocols, r.Status)
+	assert.Equal(t, "the session failed", r.Error)
+	assert.Empty(t, serverLog.String(), "no error response is tried on the connection the handler took")
+
 	conn, _, res = dial("/stream?refuse=1")
 	conn.Close()
 	require.Equal(t, http.StatusBadRequest, res.StatusCode)
-	r = logged(2)
+	r = logged(3)
 	assert.Equal(t, http.StatusBadRequest, r.Status)
 	assert.Contains(t, r.Error, "no upgrade for you")
+}
+
+// lockedBuffer is a buffer that goroutines may write at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestMiddleware_Fields(t *testing.T) {
