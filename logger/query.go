@@ -3,6 +3,7 @@ package logger
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -18,12 +19,17 @@ type ServiceSummary struct {
 	Errors int64
 	// ErrorRate is Errors / Hits, between 0 and 1.
 	ErrorRate float64
-	// P50, P95 and P99 are latency percentiles (nearest rank).
+	// Streams is how many of the hits were upgraded connections (status
+	// 101, WebSockets say), whose duration is a whole session.
+	Streams int64
+	// P50, P95 and P99 are latency percentiles (nearest rank) of the other
+	// hits; zero when there are none.
 	P50, P95, P99 time.Duration
 }
 
 // Summary returns, for every service with requests at or after since, its
-// hits, 5xx rate and latency percentiles, ordered by service name. It reads
+// hits, 5xx rate, upgraded connections and latency percentiles, ordered by
+// service name. It reads
 // only the covering index on (ts, service, status, duration_us), so it does
 // not touch the table rows and does not block writers.
 func (s *Store) Summary(ctx context.Context, since time.Time) ([]ServiceSummary, error) {
@@ -35,8 +41,8 @@ func (s *Store) Summary(ctx context.Context, since time.Time) ([]ServiceSummary,
 	}
 	defer rows.Close()
 	type acc struct {
-		errors int64
-		durs   []int64
+		errors, streams int64
+		durs            []int64
 	}
 	by := map[string]*acc{}
 	var (
@@ -53,7 +59,11 @@ func (s *Store) Summary(ctx context.Context, since time.Time) ([]ServiceSummary,
 			a = &acc{}
 			by[service] = a
 		}
-		if status >= 500 {
+		switch {
+		case status == http.StatusSwitchingProtocols:
+			a.streams++
+			continue
+		case status >= 500:
 			a.errors++
 		}
 		a.durs = append(a.durs, dur)
@@ -64,12 +74,13 @@ func (s *Store) Summary(ctx context.Context, since time.Time) ([]ServiceSummary,
 	out := make([]ServiceSummary, 0, len(by))
 	for name, a := range by {
 		slices.Sort(a.durs)
-		n := int64(len(a.durs))
+		n := int64(len(a.durs)) + a.streams
 		out = append(out, ServiceSummary{
 			Service:   name,
 			Hits:      n,
 			Errors:    a.errors,
 			ErrorRate: float64(a.errors) / float64(n),
+			Streams:   a.streams,
 			P50:       rank(a.durs, 50),
 			P95:       rank(a.durs, 95),
 			P99:       rank(a.durs, 99),
@@ -82,6 +93,9 @@ func (s *Store) Summary(ctx context.Context, since time.Time) ([]ServiceSummary,
 // rank returns the p-th percentile of sorted microsecond durations by the
 // nearest-rank method.
 func rank(sorted []int64, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
 	i := (len(sorted)*p + 99) / 100 // ceil(n*p/100)
 	if i < 1 {
 		i = 1

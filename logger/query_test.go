@@ -2,6 +2,7 @@ package logger_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -26,13 +27,18 @@ func TestStore_Summary(t *testing.T) {
 	for i, st := range []int{200, 404, 500, 200} {
 		s.Log(logger.Record{Time: now, Service: "crypto-feeds", Status: st, Duration: time.Duration(i+1) * time.Second})
 	}
+	// crypto-feeds also had two WebSocket sessions of an hour: hits, but
+	// not latencies. ws-only had nothing else.
+	for _, svc := range []string{"crypto-feeds", "crypto-feeds", "ws-only"} {
+		s.Log(logger.Record{Time: now, Service: svc, Status: http.StatusSwitchingProtocols, Duration: time.Hour})
+	}
 	// Old traffic is outside the window.
 	s.Log(logger.Record{Time: now.Add(-2 * time.Hour), Service: "old", Status: 200})
 	require.NoError(t, s.Flush(context.Background()))
 
 	got, err := s.Summary(context.Background(), now.Add(-time.Hour))
 	require.NoError(t, err)
-	require.Len(t, got, 2)
+	require.Len(t, got, 3)
 
 	geo := got[0]
 	assert.Equal(t, "agent-geo", geo.Service)
@@ -45,10 +51,14 @@ func TestStore_Summary(t *testing.T) {
 
 	cf := got[1]
 	assert.Equal(t, "crypto-feeds", cf.Service)
-	assert.Equal(t, int64(4), cf.Hits)
+	assert.Equal(t, int64(6), cf.Hits)
+	assert.Equal(t, int64(2), cf.Streams)
 	assert.Equal(t, int64(1), cf.Errors)
 	assert.Equal(t, 2*time.Second, cf.P50)
-	assert.Equal(t, 4*time.Second, cf.P99)
+	assert.Equal(t, 4*time.Second, cf.P99, "sessions are not latencies")
+
+	ws := got[2]
+	assert.Equal(t, logger.ServiceSummary{Service: "ws-only", Hits: 1, Streams: 1}, ws)
 
 	none, err := s.Summary(context.Background(), now.Add(time.Hour))
 	require.NoError(t, err)
