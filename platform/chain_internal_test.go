@@ -44,6 +44,35 @@ func TestChain_RequestTimeout(t *testing.T) {
 	assert.Regexp(t, "^[0-9a-f]{32}$", rec.Header().Get(echo.HeaderXRequestID))
 }
 
+// An upgrade request whose handler does not take the connection over is
+// bounded by the request timeout like any other, and answers 503 on it.
+func TestChain_UpgradeRequestTimeout(t *testing.T) {
+	c, err := load("timeouts", []Option{WithRegistry(""), WithDB(filepath.Join(t.TempDir(), "f.db")),
+		WithListen(":1"), WithRequestTimeout(20 * time.Millisecond)})
+	require.NoError(t, err)
+	e := echo.New()
+	var cause error
+	e.GET("/ws", func(c echo.Context) error {
+		ctx := c.Request().Context()
+		<-ctx.Done()
+		cause = context.Cause(ctx)
+		return ctx.Err()
+	})
+	inst, err := prepare(context.Background(), e, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	defer inst.tel.Shutdown(context.Background())
+	defer inst.rl.Close()
+
+	req := httptest.NewRequest(http.MethodGet, "/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.ErrorIs(t, cause, context.DeadlineExceeded)
+	assert.Zero(t, inst.streams.wait(context.Background()), "a request that kept its connection is not a stream")
+}
+
 type recordRT struct{ got *http.Request }
 
 func (r *recordRT) RoundTrip(req *http.Request) (*http.Response, error) {

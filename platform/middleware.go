@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/flotilla-go/flotilla/internal/upgrade"
 )
 
 // maxRequestIDLen bounds an incoming X-Request-ID that is kept.
@@ -119,7 +121,9 @@ func RequestLogger(c echo.Context, log *slog.Logger) *slog.Logger {
 // It also gives the request's context its deadline (timeout) and its
 // request id (see RequestID), so that one request copy serves all three;
 // timeoutErrors, innermost, turns a handler's deadline error into a 503.
-func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeout time.Duration) echo.MiddlewareFunc {
+// The context of an upgrade request loses its deadline when the handler
+// takes the connection over (see streams).
+func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeout time.Duration, st *streams) echo.MiddlewareFunc {
 	tracer := tp.Tracer("github.com/flotilla-go/flotilla/platform")
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -130,7 +134,12 @@ func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeou
 			if id := c.Response().Header().Get(echo.HeaderXRequestID); id != "" {
 				ctx = context.WithValue(ctx, requestIDKey{}, id)
 			}
-			ctx, cancel := context.WithTimeout(ctx, timeout)
+			var cancel func()
+			if upgrade.Requested(req.Header) {
+				ctx, cancel = st.begin(c.Response(), ctx, timeout)
+			} else {
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+			}
 			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
 			err := next(c)
@@ -157,11 +166,16 @@ func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeou
 }
 
 // timeoutErrors answers 503 Service Unavailable when a handler fails
-// because its request's deadline passed.
+// because its request's deadline passed. (The context of an upgrade request
+// ends on its timeout as canceled, with DeadlineExceeded as the cause.)
 func timeoutErrors(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		err := next(c)
-		if err != nil && errors.Is(err, context.DeadlineExceeded) && c.Request().Context().Err() != nil {
+		if err == nil {
+			return nil
+		}
+		ctx := c.Request().Context()
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 			return echo.ErrServiceUnavailable.WithInternal(err)
 		}
 		return err

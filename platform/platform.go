@@ -49,9 +49,13 @@ func Main(app *echo.Echo, service string, opts ...Option) {
 // Run starts the named service and blocks until it has shut down. It
 // returns nil after a graceful shutdown (SIGTERM or SIGINT: /health turns to
 // fail, the listener closes, in-flight requests finish within the shutdown
-// timeout, the request log is flushed, tracing is shut down; a second
-// signal exits at once with status 2), or the error that stopped it,
-// wrapped with what failed.
+// timeout, the contexts of upgraded connections such as WebSockets end with
+// ErrDraining and their handlers are waited for within it too, the request
+// log is flushed, tracing is shut down; a second signal exits at once with
+// status 2), or the error that stopped it, wrapped with what failed.
+//
+// An upgrade request is bounded by the request timeout until its handler
+// takes the connection over; from then on its context has no deadline.
 func Run(app *echo.Echo, service string, opts ...Option) error {
 	if app == nil {
 		return errors.New("platform: Run needs an *echo.Echo")
@@ -146,9 +150,11 @@ wait:
 	sctx, cancel := context.WithTimeout(ctx, c.shutdownTimeout)
 	defer cancel()
 	// Stop accepting, and tell open connections to close after their next
-	// response. On a socket from systemd or handed to a successor, new
-	// connections wait in the socket's queue for the next process.
+	// response, and upgraded ones (WebSockets) to end now, through their
+	// request's context. On a socket from systemd or handed to a successor,
+	// new connections wait in the socket's queue for the next process.
 	draining.Store(true)
+	inst.streams.drain()
 	if !restarted {
 		h.SetShuttingDown()
 		// Idle connections close now, the others after their next
@@ -175,6 +181,9 @@ wait:
 		errs = append(errs, fmt.Errorf("drain: %w", err))
 		srv.Close()
 	}
+	if n := inst.streams.wait(sctx); n > 0 {
+		errs = append(errs, fmt.Errorf("drain: %d upgraded connections (WebSockets) still open: end their handlers when the request's context ends", n))
+	}
 	if err := rl.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("request log: %w", err))
 	}
@@ -190,9 +199,10 @@ wait:
 
 // instance is a service's parts once wired.
 type instance struct {
-	tel *telemetry
-	rl  *requestLog
-	h   *health.Health
+	tel     *telemetry
+	rl      *requestLog
+	h       *health.Health
+	streams *streams
 }
 
 // prepare sets up telemetry, the request log and /health, and adds the
@@ -210,7 +220,8 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 
 	app.Use(requestID)
 	app.Use(recoverer(log))
-	app.Use(tracing(tel.tp, otel.GetTextMapPropagator(), c.requestTimeout))
+	st := newStreams()
+	app.Use(tracing(tel.tp, otel.GetTextMapPropagator(), c.requestTimeout, st))
 	if tel.mp != nil {
 		m, err := tel.requestMetrics(rl)
 		if err != nil {
@@ -236,7 +247,7 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	if tel.metrics != nil && !routed["GET /metrics"] {
 		app.GET("/metrics", echo.WrapHandler(tel.metrics))
 	}
-	return &instance{tel: tel, rl: rl, h: h}, nil
+	return &instance{tel: tel, rl: rl, h: h, streams: st}, nil
 }
 
 // listen picks the listener: a socket from systemd, else FLOTILLA_LISTEN or

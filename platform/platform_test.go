@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +62,10 @@ func runService(name string) {
 		select {}
 	})
 	app.GET("/panic", func(c echo.Context) error { panic("nil map") })
+	app.GET("/deadline", func(c echo.Context) error {
+		<-c.Request().Context().Done()
+		return c.Request().Context().Err()
+	})
 	app.GET("/chain/*", func(c echo.Context) error {
 		// Call the next service of the path: /chain/b/c calls b's /chain/c.
 		rest := strings.Split(strings.Trim(c.Param("*"), "/"), "/")
@@ -76,11 +82,65 @@ func runService(name string) {
 		b, _ := io.ReadAll(res.Body)
 		return c.String(res.StatusCode, name+">"+string(b))
 	})
+	app.GET("/stream", streamLines)
+	app.GET("/relay/*", echo.WrapHandler(&httputil.ReverseProxy{
+		// A gateway's proxy, to the service PLATFORM_TEST_RELAY_TO.
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(&url.URL{Scheme: "http", Host: os.Getenv("PLATFORM_TEST_RELAY_TO")})
+			r.Out.URL.Path = strings.TrimPrefix(r.In.URL.Path, "/relay")
+		},
+		Transport: platform.Client().Transport,
+	}))
 	var opts []platform.Option
+	if d, err := time.ParseDuration(os.Getenv("PLATFORM_TEST_REQUEST_TIMEOUT")); err == nil {
+		opts = append(opts, platform.WithRequestTimeout(d))
+	}
 	if p := os.Getenv("PLATFORM_TEST_REGISTRY_OPTION"); p != "" {
 		opts = append(opts, platform.WithRegistry(p)) // the port map given in code, not the environment
 	}
 	platform.Main(app, name, opts...)
+}
+
+// streamLines takes the connection over, as a WebSocket handler does, and
+// echoes lines until the client leaves or the request's context ends; then
+// it says why ("bye: " and the context's cause) and closes.
+func streamLines(c echo.Context) error {
+	conn, rw, err := http.NewResponseController(c.Response()).Hijack()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: flotilla-lines\r\nConnection: Upgrade\r\n\r\n")
+	rw.Flush()
+	ctx := c.Request().Context()
+	lines := make(chan string, 1)
+	go func() {
+		defer close(lines)
+		for {
+			line, err := rw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			select {
+			case lines <- line:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			rw.WriteString(line)
+			rw.Flush()
+		case <-ctx.Done():
+			fmt.Fprintf(rw, "bye: %v\n", context.Cause(ctx))
+			return rw.Flush()
+		}
+	}
 }
 
 type service struct {
