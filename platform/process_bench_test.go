@@ -62,10 +62,13 @@ func stopHello(b *testing.B, cmd *exec.Cmd) {
 
 // BenchmarkProcess measures, for the built hello service: the median time
 // from process start to the first passing /health over 20 starts, and the
-// resident memory of one idle service after a few requests; built in full
-// and with -tags flotilla_lean (no OTLP or Prometheus exporters).
+// resident memory of one idle service after a few requests; built in full,
+// in full with gRPC's grpcnotrace tag (which leaves out golang.org/x/net/trace
+// and so lets the linker drop unused methods), and with -tags flotilla_lean
+// (no OTLP or Prometheus exporters).
 func BenchmarkProcess(b *testing.B) {
 	b.Run("full", func(b *testing.B) { benchProcess(b, "") })
+	b.Run("full-grpcnotrace", func(b *testing.B) { benchProcess(b, "grpcnotrace") })
 	b.Run("lean", func(b *testing.B) { benchProcess(b, "flotilla_lean") })
 }
 

@@ -12,7 +12,8 @@
 //
 // The services are built with -tags flotilla_lean, without the OTLP and
 // Prometheus exporters, since the fleet exports nothing, unless -full is
-// given or the environment asks for an exporter.
+// given or the environment asks for an exporter. A full build uses gRPC's
+// grpcnotrace tag, as the README advises.
 package main
 
 import (
