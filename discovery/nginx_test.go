@@ -1,6 +1,7 @@
 package discovery_test
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"net/http"
@@ -106,7 +107,8 @@ http {
 	} {
 		got := body(t, c, "http://"+addr+tc.path)
 		assert.Contains(t, got, tc.want, tc.path)
-		assert.Regexp(t, `request-id=[0-9a-f]{32}$`, got, "nginx makes a request id")
+		assert.Regexp(t, `request-id=[0-9a-f]{32} `, got, "nginx makes a request id")
+		assert.True(t, strings.HasSuffix(got, " connection="), "no Connection header, so the upstream connection is kept: %s", got)
 	}
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/agent-geo/x", nil)
 	req.Header.Set("X-Request-ID", "client-chosen-42")
@@ -119,6 +121,27 @@ http {
 
 	// A service that is not public is not routed: the root service answers.
 	assert.Contains(t, body(t, c, "http://"+addr+"/internal-only/"), "agent-gateway /internal-only/")
+
+	// Upgraded connections (WebSockets, say) pass through, to a service on
+	// a unix socket, on a port, and at the root.
+	for path, want := range map[string]string{
+		"/agent-geo/stream":    "agent-geo /stream says hello\n",
+		"/crypto-feeds/stream": "crypto-feeds /stream says hello\n",
+		"/stream":              "agent-gateway /stream says hello\n",
+	} {
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: fleet\r\nUpgrade: flotilla-lines\r\nConnection: Upgrade\r\n\r\n", path)
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		require.NoError(t, err, path)
+		assert.Equal(t, http.StatusSwitchingProtocols, res.StatusCode, path)
+		fmt.Fprint(conn, "hello\n")
+		line, err := br.ReadString('\n')
+		assert.NoError(t, err, path)
+		assert.Equal(t, want, line)
+		conn.Close()
+	}
 }
 
 func TestNginxConfig_RootMustExist(t *testing.T) {

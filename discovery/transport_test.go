@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -20,7 +21,21 @@ import (
 func serveOn(t testing.TB, ln net.Listener, who string) {
 	t.Helper()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s %s real-ip=%s request-id=%s", who, r.URL.Path, r.Header.Get("X-Real-IP"), r.Header.Get("X-Request-ID"))
+		if r.Header.Get("Upgrade") == "flotilla-lines" && strings.EqualFold(r.Header.Get("Connection"), "upgrade") {
+			// An upgraded connection: it answers one line.
+			conn, rw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: flotilla-lines\r\nConnection: Upgrade\r\n\r\n")
+			rw.Flush()
+			line, _ := rw.ReadString('\n')
+			fmt.Fprintf(rw, "%s %s says %s", who, r.URL.Path, line)
+			rw.Flush()
+			return
+		}
+		fmt.Fprintf(w, "%s %s real-ip=%s request-id=%s connection=%s", who, r.URL.Path, r.Header.Get("X-Real-IP"), r.Header.Get("X-Request-ID"), r.Header.Get("Connection"))
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
