@@ -37,7 +37,8 @@ const (
 	DefaultMaxHeaderBytes = 64 << 10
 	// DefaultBodyLimit bounds a request's body ("4M").
 	DefaultBodyLimit = "4M"
-	// DefaultRequestTimeout is the deadline of a request's context.
+	// DefaultRequestTimeout is the deadline of a request's context (of an
+	// upgrade request's, until its handler takes the connection over).
 	DefaultRequestTimeout = 30 * time.Second
 	// DefaultLogRetry is how often Run retries opening a request log that
 	// was unavailable at start.
@@ -90,7 +91,8 @@ func WithVersion(version, release string) Option {
 func WithShutdownTimeout(d time.Duration) Option { return func(c *config) { c.shutdownTimeout = d } }
 
 // WithRequestTimeout sets the deadline of each request's context (default
-// DefaultRequestTimeout).
+// DefaultRequestTimeout). An upgrade request (a WebSocket) is bound by it
+// only until its handler takes the connection over; see Run.
 func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.requestTimeout = d } }
 
 // WithBodyLimit bounds request bodies, such as "4M" (default

@@ -144,7 +144,7 @@ func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeou
 			c.SetRequest(req.WithContext(ctx))
 			err := next(c)
 			if span.IsRecording() {
-				status := c.Response().Status
+				status := statusOf(c)
 				span.SetAttributes(
 					attribute.String("http.request.method", req.Method),
 					attribute.String("http.route", route),
@@ -163,6 +163,16 @@ func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeou
 			return err
 		}
 	}
+}
+
+// statusOf is the status a request was answered with: 101 Switching
+// Protocols for an upgrade request whose handler took the connection over
+// (as the request log says too), else the response's.
+func statusOf(c echo.Context) int {
+	if upgrade.Requested(c.Request().Header) && upgrade.Hijacked(c.Response().Writer) {
+		return http.StatusSwitchingProtocols
+	}
+	return c.Response().Status
 }
 
 // timeoutErrors answers 503 Service Unavailable when a handler fails

@@ -13,11 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// openStream asks the service on the unix socket sock to upgrade path to
-// the line-echo protocol of streamLines.
-func openStream(t *testing.T, sock, path string) (net.Conn, *bufio.Reader) {
+// openStream asks the service at addr to upgrade path to the line-echo
+// protocol of streamLines.
+func openStream(t *testing.T, network, addr, path string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	conn, err := net.Dial("unix", sock)
+	conn, err := net.Dial(network, addr)
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: svc\r\nUpgrade: flotilla-lines\r\nConnection: Upgrade\r\n\r\n", path)
@@ -54,8 +54,8 @@ func TestRun_UpgradedConnections(t *testing.T) {
 	streamer.healthy(t)
 	relay.healthy(t)
 
-	relayed, relayedR := openStream(t, relaySock, "/relay/stream")
-	direct, directR := openStream(t, streamerSock, "/stream")
+	relayed, relayedR := openStream(t, "unix", relaySock, "/relay/stream")
+	direct, directR := openStream(t, "unix", streamerSock, "/stream")
 	echoes(t, relayed, relayedR, "one")
 	echoes(t, direct, directR, "one")
 	// Plain requests begun after the streams end on the timeout, so the

@@ -145,7 +145,7 @@ func (t *telemetry) requestMetrics(rl *requestLog) (echo.MiddlewareFunc, error) 
 			dur.Record(c.Request().Context(), time.Since(start).Seconds(), metric.WithAttributes(
 				attribute.String("http.route", c.Path()),
 				attribute.String("http.request.method", c.Request().Method),
-				attribute.String("http.response.status_code", strconv.Itoa(c.Response().Status))))
+				attribute.String("http.response.status_code", strconv.Itoa(statusOf(c)))))
 			return err
 		}
 	}, nil

@@ -114,17 +114,21 @@ func TestRun_Metrics(t *testing.T) {
 	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(dir, "f.db"), "PORT="+port, "FLOTILLA_METRICS=1").at("tcp", "127.0.0.1:"+port)
 	s.healthy(t)
 	s.get(t, "/hello/metrics")
+	conn, br := openStream(t, "tcp", "127.0.0.1:"+port, "/stream")
+	echoes(t, conn, br, "a stream too")
+	conn.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	var text string
 	for {
 		_, text = s.get(t, "/metrics")
-		if contains(text, `http_route="/hello/:who"`) {
+		if contains(text, `http_route="/hello/:who"`) && contains(text, `http_route="/stream"`) {
 			break
 		}
 		require.True(t, time.Now().Before(deadline), text)
 	}
 	assert.Contains(t, text, "http_server_request_duration_seconds_bucket")
-	assert.Contains(t, text, `http_response_status_code="200"`)
+	assert.Regexp(t, `http_response_status_code="200",http_route="/hello/:who"`, text)
+	assert.Regexp(t, `http_response_status_code="101",http_route="/stream"`, text, "an upgraded connection, as the log says")
 	assert.Contains(t, text, "flotilla_requestlog_queue")
 	assert.Contains(t, text, `service_name="agent-geo"`)
 	assert.Equal(t, 0, s.stop(t))

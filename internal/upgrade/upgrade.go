@@ -54,3 +54,19 @@ func (w *Watch) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
 
 // Unwrap is the writer it wraps, for http.ResponseController.
 func (w *Watch) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijacked reports whether w, or a writer it wraps, is a Watch whose
+// handler took the connection over.
+func Hijacked(w http.ResponseWriter) bool {
+	for w != nil {
+		if watch, ok := w.(*Watch); ok && watch.Hijacked {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
+}

@@ -36,6 +36,7 @@ func TestWatch(t *testing.T) {
 		hooked   int
 	}
 	got := make(chan seen, 1)
+	hijacked := make(chan bool, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		hooked := 0
 		w := &Watch{ResponseWriter: rw, OnHijack: func() { hooked++ }}
@@ -47,6 +48,7 @@ func TestWatch(t *testing.T) {
 			conn.Close()
 		}
 		got <- seen{w.Hijacked, hooked}
+		hijacked <- Hijacked(&Watch{ResponseWriter: res}) // found through echo's response and another watch
 	}))
 	defer srv.Close()
 
@@ -54,8 +56,11 @@ func TestWatch(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, seen{false, 0}, <-got)
+	assert.False(t, <-hijacked)
 
 	_, err = http.Get(srv.URL + "/hijack")
 	assert.Error(t, err, "the handler closed the connection it took")
 	assert.Equal(t, seen{true, 1}, <-got)
+	assert.True(t, <-hijacked)
+	assert.False(t, Hijacked(httptest.NewRecorder()), "a writer without a watch")
 }
