@@ -167,9 +167,10 @@ func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeou
 
 // statusOf is the status a request was answered with: 101 Switching
 // Protocols for an upgrade request whose handler took the connection over
-// (as the request log says too), else the response's.
+// (as the request log says too), else the response's. Only upgrade requests
+// have a watch on their writer, so the watch alone tells.
 func statusOf(c echo.Context) int {
-	if upgrade.Requested(c.Request().Header) && upgrade.Hijacked(c.Response().Writer) {
+	if upgrade.Hijacked(c.Response().Writer) {
 		return http.StatusSwitchingProtocols
 	}
 	return c.Response().Status
