@@ -412,6 +412,10 @@ func TestTransport_AttemptContextStartsNoGoroutine(t *testing.T) {
 // connection, writable, and outlives the attempt's timeout.
 func TestTransport_ProtocolSwitch(t *testing.T) {
 	srv := serve(t, func(_ int32, w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hang" {
+			<-r.Context().Done() // until the caller's attempt times out
+			return
+		}
 		if r.Header.Get("Upgrade") != "echo" {
 			http.Error(w, "upgrade to echo", http.StatusBadRequest)
 			return
@@ -435,8 +439,11 @@ func TestTransport_ProtocolSwitch(t *testing.T) {
 	conn, ok := res.Body.(io.ReadWriteCloser)
 	require.True(t, ok, "the body of a 101 is the connection")
 	defer conn.Close()
-	// Well past the attempt's 50 ms: the connection is not the attempt's.
-	time.Sleep(100 * time.Millisecond)
+	// A plain call begun after the switch times out on the same 50 ms, so
+	// the switched connection is past its attempt's timeout too: it is not
+	// the attempt's.
+	_, err = c.Get(srv.URL + "/hang")
+	require.ErrorContains(t, err, "timeout after 50ms")
 	for _, msg := range []string{"ping", "pong"} {
 		_, err := conn.Write([]byte(msg))
 		require.NoError(t, err)
