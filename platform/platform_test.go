@@ -258,6 +258,17 @@ func (s *service) inflight(t *testing.T, n int) {
 	}
 }
 
+// eventually polls cond every 5 ms until it holds, and fails the test with
+// the message msgAndArgs if it does not within d.
+func eventually(t *testing.T, d time.Duration, cond func() bool, msgAndArgs ...any) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		require.True(t, time.Now().Before(deadline), msgAndArgs...)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // stop sends SIGTERM and returns the exit code.
 func (s *service) stop(t *testing.T) int {
 	t.Helper()
@@ -414,12 +425,9 @@ func TestRun_SecondSignalForcesExit(t *testing.T) {
 	s.healthy(t)
 	go s.client.Get(s.base + "/stuck")
 	s.inflight(t, 1)
-	deadline := time.Now().Add(10 * time.Second)
 	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
-	for !strings.Contains(s.stderr.String(), "shutting down") {
-		require.True(t, time.Now().Before(deadline), s.stderr.String())
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, func() bool { return strings.Contains(s.stderr.String(), "shutting down") },
+		"no shutdown began: %s", s.stderr)
 	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
 	assert.Equal(t, 2, s.wait(t))
 	assert.Contains(t, s.stderr.String(), "second signal")
@@ -519,11 +527,8 @@ func logUnavailableThenFixed(t *testing.T, s *service, db, reason string, fix fu
 	assert.Equal(t, "hello unlogged", body)
 
 	fix()
-	deadline := time.Now().Add(30 * time.Second)
-	for s.healthy(t).Status != health.Pass {
-		require.True(t, time.Now().Before(deadline), "the log was not opened again: %s", s.stderr)
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, 30*time.Second, func() bool { return s.healthy(t).Status == health.Pass },
+		"the log was not opened again: %s", s.stderr)
 	code, _ = s.get(t, "/hello/logged")
 	assert.Equal(t, 200, code)
 	assert.Equal(t, 0, s.stop(t))

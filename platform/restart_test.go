@@ -94,11 +94,7 @@ func TestRun_ZeroDowntimeRestart(t *testing.T) {
 	assert.Len(t, startedPIDs(t, logPath), 6, "the first process and 5 successors")
 
 	require.NoError(t, syscall.Kill(current, syscall.SIGTERM))
-	deadline := time.Now().Add(30 * time.Second)
-	for alive(current) {
-		require.True(t, time.Now().Before(deadline), "last successor did not exit")
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, 30*time.Second, func() bool { return !alive(current) }, "last successor did not exit")
 	assert.NoFileExists(t, sock, "the last process removes the socket")
 	n := len(rows(t, openDB(t, db), "route = '/hello/:who'"))
 	assert.Equal(t, sent, n, "every request is in the log")
@@ -146,11 +142,7 @@ func startLoad(t *testing.T, client *http.Client, url string) *loadLoop {
 func (l *loadLoop) more(t *testing.T, n int32) {
 	t.Helper()
 	target := l.sent.Load() + n
-	deadline := time.Now().Add(30 * time.Second)
-	for l.sent.Load() < target {
-		require.True(t, time.Now().Before(deadline), "the load loop stalled")
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, 30*time.Second, func() bool { return l.sent.Load() >= target }, "the load loop stalled")
 }
 
 // stop stops the loop once at least min requests were sent, and returns
@@ -230,14 +222,8 @@ func TestRun_SystemdSocketActivation(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "systemd-socket-activate made no socket")
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil },
+		"systemd-socket-activate made no socket")
 
 	s := (&service{exited: make(chan struct{}), stderr: &syncBuffer{}}).at("unix", sock)
 	s.healthy(t) // the first connection starts the service
@@ -251,14 +237,12 @@ func TestRun_SystemdSocketActivation(t *testing.T) {
 
 	require.NoError(t, syscall.Kill(first, syscall.SIGHUP))
 	var successor int
-	deadline = time.Now().Add(30 * time.Second)
-	for successor == 0 || alive(first) {
+	eventually(t, 30*time.Second, func() bool {
 		if pids := startedPIDs(t, logPath); len(pids) == 2 {
 			successor = pids[1]
 		}
-		require.True(t, time.Now().Before(deadline), "no successor took over from %d", first)
-		time.Sleep(5 * time.Millisecond)
-	}
+		return successor != 0 && !alive(first)
+	}, "no successor took over from %d", first)
 	select {
 	case note := <-notes:
 		assert.Equal(t, "MAINPID="+strconv.Itoa(successor), strings.TrimSpace(note), "systemd learns the new main pid")
@@ -269,11 +253,7 @@ func TestRun_SystemdSocketActivation(t *testing.T) {
 	assert.Equal(t, 200, code)
 
 	require.NoError(t, syscall.Kill(successor, syscall.SIGTERM))
-	deadline = time.Now().Add(30 * time.Second)
-	for alive(successor) {
-		require.True(t, time.Now().Before(deadline), "the successor did not exit")
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, 30*time.Second, func() bool { return !alive(successor) }, "the successor did not exit")
 	assert.FileExists(t, sock, "systemd's socket stays for the next start")
 	log, _ = os.ReadFile(logPath)
 	assert.Equal(t, 2, strings.Count(string(log), `"msg":"stopped"`), "both processes stop cleanly: %s", log)

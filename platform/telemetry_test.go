@@ -117,15 +117,11 @@ func TestRun_Metrics(t *testing.T) {
 	conn, br := openStream(t, "tcp", "127.0.0.1:"+port, "/stream")
 	echoes(t, conn, br, "a stream too")
 	conn.Close()
-	deadline := time.Now().Add(10 * time.Second)
 	var text string
-	for {
+	eventually(t, 10*time.Second, func() bool {
 		_, text = s.get(t, "/metrics")
-		if contains(text, `http_route="/hello/:who"`) && contains(text, `http_route="/stream"`) {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), text)
-	}
+		return contains(text, `http_route="/hello/:who"`) && contains(text, `http_route="/stream"`)
+	}, "/metrics never showed both routes")
 	assert.Contains(t, text, "http_server_request_duration_seconds_bucket")
 	assert.Regexp(t, `http_response_status_code="200",http_route="/hello/:who"`, text)
 	assert.Regexp(t, `http_response_status_code="101",http_route="/stream"`, text, "an upgraded connection, as the log says")
