@@ -53,9 +53,18 @@ func BenchmarkWrite(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 		require.Zero(b, s.Stats().Dropped)
 	})
-	// As the platform logs them: every row has a trace id, random, so each
-	// row also goes to a random place in the trace index.
+	// As the platform logs them: every row has a trace id that begins with
+	// the time, so the trace index grows at its end.
 	b.Run("store-traced", func(b *testing.B) {
+		s, _ := openStore(b)
+		b.ResetTimer()
+		require.NoError(b, logPacedWith(s, b.N, func(i int) logger.Record { return tracedRecord("svc", i) }))
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		require.Zero(b, s.Stats().Dropped)
+	})
+	// Trace ids from another tracer, random: each row goes to a random
+	// place in the trace index, and a batch dirties a page per row.
+	b.Run("store-traced-random", func(b *testing.B) {
 		s, _ := openStore(b)
 		b.ResetTimer()
 		require.NoError(b, logPacedWith(s, b.N, func(i int) logger.Record {
@@ -101,18 +110,19 @@ func naiveInsert(db *sql.DB, r logger.Record) error {
 }
 
 // BenchmarkFleetWrite runs 45 processes writing into one file at once, each
-// logging its rows: 20,000 each through Store.Log, and 2,000 each the naive
-// way with autocommit INSERTs and a busy timeout (which is slow enough that
-// more would only make the run longer). Each iteration is one whole run; rows/s is the
-// aggregate from the release of the processes until the last one exits;
-// lock-errors counts "database is locked" errors that reached the caller.
-// Run it with -benchtime=1x.
+// logging its rows: 20,000 each through Store.Log, without trace ids and
+// with them as the platform makes them, and 2,000 each the naive way with
+// autocommit INSERTs and a busy timeout (which is slow enough that more
+// would only make the run longer). Each iteration is one whole run; rows/s
+// is the aggregate from the release of the processes until the last one
+// exits; lock-errors counts "database is locked" errors that reached the
+// caller. Run it with -benchtime=1x.
 func BenchmarkFleetWrite(b *testing.B) {
 	const procs = 45
 	for _, run := range []struct {
 		mode string
 		per  int
-	}{{"store", 20_000}, {"naive", 2_000}} {
+	}{{"store", 20_000}, {"store-traced", 20_000}, {"naive", 2_000}} {
 		mode, per := run.mode, run.per
 		b.Run(mode, func(b *testing.B) {
 			var rows, lockErrors int
@@ -164,7 +174,7 @@ func fleetWrite(b *testing.B, mode string, procs, per int) (rows, lockErrors int
 	}
 	elapsed = time.Since(start)
 	rows = count(b, rawDB(b, path), "")
-	if mode == "store" {
+	if mode != "naive" {
 		require.Equal(b, procs*per, rows)
 	}
 	return rows, lockErrors, elapsed
@@ -177,7 +187,7 @@ func benchChild(mode, path, service string, n int) int {
 	var s *logger.Store
 	var db *sql.DB
 	var err error
-	if mode == "bench-store" {
+	if mode != "bench-naive" {
 		s, err = logger.Open(path)
 	} else {
 		db, err = sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
@@ -194,7 +204,11 @@ func benchChild(mode, path, service string, n int) int {
 	io.Copy(io.Discard, os.NewFile(3, "release"))
 	lockErrors := 0
 	if s != nil {
-		if err := logPaced(s, service, n); err != nil {
+		record := func(i int) logger.Record { return testRecord(service, i) }
+		if mode == "bench-store-traced" {
+			record = func(i int) logger.Record { return tracedRecord(service, i) }
+		}
+		if err := logPacedWith(s, n, record); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}

@@ -16,6 +16,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flotilla-go/flotilla/internal/traceid"
 	"github.com/flotilla-go/flotilla/logger"
 )
 
@@ -33,7 +34,7 @@ func child(mode string) int {
 	service := os.Getenv("LOGGER_TEST_SERVICE")
 	n, _ := strconv.Atoi(os.Getenv("LOGGER_TEST_N"))
 	switch mode {
-	case "bench-store", "bench-naive":
+	case "bench-store", "bench-store-traced", "bench-naive":
 		return benchChild(mode, path, service, n)
 	case "storm":
 		// Say ready, then block until the parent releases every child
@@ -106,6 +107,14 @@ func testRecord(service string, i int) logger.Record {
 		UserAgent: "test",
 		RequestID: service + "-" + strconv.Itoa(i),
 	}
+}
+
+// tracedRecord is testRecord with a trace id as the platform makes them,
+// beginning with the time.
+func tracedRecord(service string, i int) logger.Record {
+	r := testRecord(service, i)
+	r.TraceID = traceid.New(r.Time).String()
+	return r
 }
 
 // childCmd returns a command that runs this test binary as a child.

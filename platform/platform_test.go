@@ -25,8 +25,10 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flotilla-go/flotilla/health"
+	"github.com/flotilla-go/flotilla/internal/traceid"
 	"github.com/flotilla-go/flotilla/platform"
 )
 
@@ -311,6 +313,18 @@ func openDB(t *testing.T, path string) *sql.DB {
 	return db
 }
 
+// assertTimeOrdered checks that traceID begins with a time after began and
+// before now: the platform's trace ids do, so that the request log's trace
+// index grows at its end.
+func assertTimeOrdered(t *testing.T, traceID string, began time.Time) {
+	t.Helper()
+	id, err := trace.TraceIDFromHex(traceID)
+	require.NoError(t, err)
+	at := traceid.Time(id)
+	assert.False(t, at.Before(began.Truncate(time.Millisecond)) || at.After(time.Now()),
+		"trace id %s made at %v, not between %v and now", traceID, at, began)
+}
+
 type row struct {
 	service, route, path, requestID, traceID string
 	status                                   int
@@ -331,6 +345,7 @@ func rows(t *testing.T, db *sql.DB, where string) []row {
 }
 
 func TestRun_UnixSocketAndPort(t *testing.T) {
+	began := time.Now()
 	dir := tempDir(t)
 	db := filepath.Join(dir, "flotilla.db")
 	sock := filepath.Join(dir, "run", "agent-geo.sock")
@@ -369,6 +384,7 @@ func TestRun_UnixSocketAndPort(t *testing.T) {
 	assert.Equal(t, "/hello/world", got[0].path)
 	assert.Equal(t, 200, got[0].status)
 	assert.Regexp(t, "^[0-9a-f]{32}$", got[0].traceID)
+	assertTimeOrdered(t, got[0].traceID, began)
 	assert.Regexp(t, "^[0-9a-f]{32}$", got[0].requestID)
 	p := rows(t, d, "route = '/panic'")
 	require.Len(t, p, 1)

@@ -16,6 +16,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/flotilla-go/flotilla/internal/traceid"
 )
 
 // telemetry holds the process's OpenTelemetry providers.
@@ -56,7 +58,9 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 		return nil, err
 	}
 	t := &telemetry{}
-	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	// Trace ids begin with the time, so the request log's trace index
+	// grows at its end (see internal/traceid).
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(traceid.Generator{})}
 	if otlpConfigured("TRACES") {
 		exp, err := otlpSpanExporter(ctx)
 		if err != nil {
