@@ -10,10 +10,10 @@ import (
 
 // attempt is the context of one attempt of Transport: the caller's context
 // bounded by the per-attempt timeout. It does the job of
-// context.WithTimeout for a fraction of its cost, because its timer comes
-// from a pool and is reused: an attempt costs one allocation, which also
-// serves as the wrapper of the response body that ends the attempt when
-// closed.
+// context.WithTimeout for a fraction of its cost: its timeout is kept by
+// the transport's expiry instead of a timer of its own, and an attempt
+// costs one allocation of 128 bytes, which also serves as the wrapper of
+// the response body that ends the attempt when closed.
 //
 // It implements the AfterFunc method that the context package looks for,
 // so a context derived from it (http.Transport derives one per request)
@@ -21,27 +21,35 @@ import (
 // functions run in the goroutine that ends the attempt.
 type attempt struct {
 	parent     context.Context
-	timeout    time.Duration
-	slot       *timerSlot  // nil when the caller's deadline comes first
+	exp        *expiry     // nil when the caller's deadline comes first
 	stopParent func() bool // undoes the watch on a parent that can end
 	body       io.ReadCloser
+	bucket     *expiryBucket // where in exp the attempt is, while it is out; exp.mu
+	slot       int32         // its place in bucket; exp.mu
+	flags      atomic.Uint32 // ended, released; set with mu held
 
 	mu       sync.Mutex
-	deadline time.Time     // taken when first asked
+	deadline int64         // Unix nanoseconds, taken when first asked
 	done     chan struct{} // made by the first Done
 	err      error
 	funcs    []func()
-	ended    bool // release ran
 }
+
+// attempt flags.
+const (
+	ended    = 1 << iota // err is set: the expiry can forget the attempt
+	released             // release ran
+)
 
 // closedChan is the Done of an attempt that ended before anyone asked.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// newAttempt starts an attempt bounded by timeout and by parent.
-func newAttempt(parent context.Context, timeout time.Duration) *attempt {
-	a := &attempt{parent: parent, timeout: timeout}
-	if dl, ok := parent.Deadline(); !ok || time.Until(dl) > timeout {
-		a.slot = armSlot(a, timeout)
+// newAttempt starts an attempt bounded by e's timeout and by parent.
+func newAttempt(parent context.Context, e *expiry) *attempt {
+	a := &attempt{parent: parent}
+	if dl, ok := parent.Deadline(); !ok || time.Until(dl) > e.timeout {
+		a.exp = e
+		e.add(a)
 	}
 	if parent.Done() != nil {
 		a.stopParent = context.AfterFunc(parent, func() { a.cancel(parent.Err()) })
@@ -52,14 +60,17 @@ func newAttempt(parent context.Context, timeout time.Duration) *attempt {
 // Deadline is the earlier of the attempt's and the caller's deadline. The
 // attempt's is reckoned from the first call of Deadline, which comes when
 // the attempt dials, at its start: reading the clock for every attempt
-// would cost more than the rest of its bookkeeping, and the timer that ends
-// the attempt is exact anyway.
+// would cost more than the rest of its bookkeeping, and the expiry ends the
+// attempt on its timeout anyway.
 func (a *attempt) Deadline() (time.Time, bool) {
-	a.mu.Lock()
-	if a.deadline.IsZero() {
-		a.deadline = time.Now().Add(a.timeout)
+	if a.exp == nil {
+		return a.parent.Deadline() // the earlier
 	}
-	dl := a.deadline
+	a.mu.Lock()
+	if a.deadline == 0 {
+		a.deadline = time.Now().Add(a.exp.timeout).UnixNano()
+	}
+	dl := time.Unix(0, a.deadline)
 	a.mu.Unlock()
 	if pdl, ok := a.parent.Deadline(); ok && pdl.Before(dl) {
 		return pdl, true
@@ -117,21 +128,34 @@ func (a *attempt) AfterFunc(f func()) (stop func() bool) {
 	}
 }
 
+// over reports whether the attempt has ended.
+func (a *attempt) over() bool { return a.flags.Load()&ended != 0 }
+
 // cancel ends the attempt with err, unless it has ended.
 func (a *attempt) cancel(err error) {
 	a.mu.Lock()
+	funcs := a.end(err)
+	a.mu.Unlock()
+	run(funcs)
+}
+
+// end sets err and closes Done, unless the attempt has ended, and returns
+// the functions to run then. a.mu is held.
+func (a *attempt) end(err error) []func() {
 	if a.err != nil {
-		a.mu.Unlock()
-		return
+		return nil
 	}
 	a.err = err
+	a.flags.Store(a.flags.Load() | ended)
 	if a.done != nil {
 		close(a.done)
 	} else {
 		a.done = closedChan
 	}
-	funcs := a.funcs
-	a.mu.Unlock()
+	return a.funcs
+}
+
+func run(funcs []func()) {
 	for _, f := range funcs {
 		if f != nil {
 			f()
@@ -139,23 +163,25 @@ func (a *attempt) cancel(err error) {
 	}
 }
 
-// release ends the attempt when its response is done with: its timer goes
-// back to the pool and the caller's context is no longer watched.
+// release ends the attempt when its response is done with: the expiry
+// forgets it and the caller's context is no longer watched.
 func (a *attempt) release() {
 	a.mu.Lock()
-	ended := a.ended
-	a.ended = true
-	a.mu.Unlock()
-	if ended {
+	f := a.flags.Load()
+	if f&released != 0 {
+		a.mu.Unlock()
 		return
 	}
-	if a.slot != nil {
-		a.slot.disarm()
+	a.flags.Store(f | released)
+	funcs := a.end(context.Canceled)
+	a.mu.Unlock()
+	if a.exp != nil {
+		a.exp.remove(a)
 	}
 	if a.stopParent != nil {
 		a.stopParent()
 	}
-	a.cancel(context.Canceled)
+	run(funcs)
 }
 
 // attemptBody is an attempt seen as the body of its response: closing it
@@ -168,43 +194,4 @@ func (b *attemptBody) Close() error {
 	err := b.body.Close()
 	(*attempt)(b).release()
 	return err
-}
-
-// timerSlot is a reusable timer for the timeouts of attempts: a time.Timer
-// made once, aimed at the attempt it bounds at the moment.
-type timerSlot struct {
-	timer *time.Timer
-	a     atomic.Pointer[attempt]
-}
-
-var slots sync.Pool
-
-func armSlot(a *attempt, d time.Duration) *timerSlot {
-	s, _ := slots.Get().(*timerSlot)
-	if s == nil {
-		s = &timerSlot{}
-		s.a.Store(a)
-		s.timer = time.AfterFunc(d, s.fire)
-		return s
-	}
-	s.a.Store(a)
-	s.timer.Reset(d)
-	return s
-}
-
-func (s *timerSlot) fire() {
-	if a := s.a.Load(); a != nil {
-		a.cancel(context.DeadlineExceeded)
-	}
-}
-
-// disarm stops the timer and returns the slot to the pool, unless the
-// timer has fired or is firing: then the slot is left to the collector, so
-// that a late fire can never reach the next attempt.
-func (s *timerSlot) disarm() {
-	if !s.timer.Stop() {
-		return
-	}
-	s.a.Store(nil)
-	slots.Put(s)
 }

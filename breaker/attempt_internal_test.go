@@ -2,7 +2,6 @@ package breaker
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +20,8 @@ func closedWithin(t *testing.T, ch <-chan struct{}, d time.Duration) {
 }
 
 func TestAttemptTimesOut(t *testing.T) {
-	a := newAttempt(context.Background(), 20*time.Millisecond)
+	start := time.Now()
+	a := newAttempt(context.Background(), newExpiry(20*time.Millisecond))
 	var ran atomic.Bool
 	a.AfterFunc(func() { ran.Store(true) })
 	child, cancel := context.WithCancel(a) // as http.Transport derives one
@@ -32,6 +32,7 @@ func TestAttemptTimesOut(t *testing.T) {
 	assert.WithinDuration(t, time.Now().Add(20*time.Millisecond), dl, time.Second)
 
 	closedWithin(t, a.Done(), 5*time.Second)
+	assert.GreaterOrEqual(t, time.Since(start), 20*time.Millisecond, "never before the timeout")
 	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded)
 	assert.True(t, ran.Load(), "functions registered with AfterFunc ran")
 	closedWithin(t, child.Done(), 5*time.Second)
@@ -41,8 +42,9 @@ func TestAttemptTimesOut(t *testing.T) {
 }
 
 func TestAttemptEndsWithTheCaller(t *testing.T) {
+	e := newExpiry(time.Hour)
 	parent, cancel := context.WithCancel(context.Background())
-	a := newAttempt(parent, time.Hour)
+	a := newAttempt(parent, e)
 	cancel()
 	closedWithin(t, a.Done(), 5*time.Second)
 	assert.ErrorIs(t, a.Err(), context.Canceled)
@@ -50,16 +52,17 @@ func TestAttemptEndsWithTheCaller(t *testing.T) {
 
 	short, cancel2 := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel2()
-	b := newAttempt(short, time.Hour)
+	b := newAttempt(short, e)
 	defer b.release()
 	dl, _ := b.Deadline()
 	want, _ := short.Deadline()
 	assert.Equal(t, want, dl, "the caller's earlier deadline is the attempt's")
-	assert.Nil(t, b.slot, "no timer of its own when the caller's deadline comes first")
+	assert.Nil(t, b.exp, "not in the expiry when the caller's deadline comes first")
+	assert.Empty(t, e.cur.attempts)
 }
 
 func TestAttemptRelease(t *testing.T) {
-	a := newAttempt(context.Background(), time.Hour)
+	a := newAttempt(context.Background(), newExpiry(time.Hour))
 	var ran, stopped atomic.Bool
 	stop := a.AfterFunc(func() { stopped.Store(true) })
 	a.AfterFunc(func() { ran.Store(true) })
@@ -76,23 +79,8 @@ func TestAttemptRelease(t *testing.T) {
 	closedWithin(t, late, 5*time.Second) // registered after the end: runs at once
 }
 
-func TestAttemptFiredTimerIsNotReused(t *testing.T) {
-	// A slot whose timer fired goes back to no pool, so a late fire cannot
-	// end the next attempt.
-	a := newAttempt(context.Background(), time.Millisecond)
-	closedWithin(t, a.Done(), 5*time.Second)
-	s := a.slot
-	a.release()
-	for range 100 {
-		b := newAttempt(context.Background(), time.Hour)
-		require.NotSame(t, s, b.slot)
-		b.release()
-		require.False(t, errors.Is(b.Err(), context.DeadlineExceeded))
-	}
-}
-
 func TestAttemptBodyEndsTheAttempt(t *testing.T) {
-	a := newAttempt(context.Background(), time.Hour)
+	a := newAttempt(context.Background(), newExpiry(time.Hour))
 	a.body = nopBody{}
 	body := (*attemptBody)(a)
 	require.NoError(t, body.Close())
@@ -104,3 +92,83 @@ type nopBody struct{}
 
 func (nopBody) Read([]byte) (int, error) { return 0, nil }
 func (nopBody) Close() error             { return nil }
+
+// manualExpiry returns an expiry whose ticks the test runs by hand, on a
+// clock it moves: its own timer, a sixteenth of an hour, never fires during
+// a test.
+func manualExpiry(t *testing.T) (*expiry, *time.Time) {
+	e := newExpiry(time.Hour)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	e.now = func() time.Time { return now }
+	t.Cleanup(func() {
+		e.mu.Lock()
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+		e.mu.Unlock()
+	})
+	return e, &now
+}
+
+func TestExpiry_EndsOnlyAfterTheTimeout(t *testing.T) {
+	e, now := manualExpiry(t)
+	slow := newAttempt(context.Background(), e)
+	quick := newAttempt(context.Background(), e)
+	quick.release()
+	e.run() // closes the bucket: slow joined before this
+	*now = now.Add(time.Hour - time.Nanosecond)
+	e.run()
+	assert.NoError(t, slow.Err(), "a bucket a moment short of the timeout old is left alone")
+	assert.True(t, e.running)
+
+	late := newAttempt(context.Background(), e)
+	*now = now.Add(time.Nanosecond)
+	e.run()
+	assert.ErrorIs(t, slow.Err(), context.DeadlineExceeded, "its bucket is a timeout old")
+	assert.NoError(t, late.Err(), "a later bucket is not")
+	slow.release() // after its end: nothing to remove
+	assert.Len(t, e.old, 1)
+	assert.Equal(t, []*attempt{late}, e.old[0].attempts)
+
+	late.release()
+	e.run()
+	assert.Empty(t, e.old, "empty buckets are dropped")
+	assert.False(t, e.running, "with nothing out, the ticks stop")
+	again := newAttempt(context.Background(), e)
+	assert.True(t, e.running, "and start again with the next attempt")
+	again.release()
+}
+
+func TestExpiry_RemoveKeepsPlaces(t *testing.T) {
+	e, _ := manualExpiry(t)
+	as := make([]*attempt, 6)
+	for i := range as {
+		as[i] = newAttempt(context.Background(), e)
+	}
+	check := func() {
+		t.Helper()
+		for i, a := range e.cur.attempts {
+			require.Same(t, e.cur, a.bucket)
+			require.Equal(t, int32(i), a.slot)
+		}
+	}
+	as[1].release()
+	as[5].release() // the last
+	as[0].release() // the first
+	check()
+	assert.ElementsMatch(t, []*attempt{as[2], as[3], as[4]}, e.cur.attempts)
+	e.run()
+	as[3].release() // from a closed bucket
+	require.Len(t, e.old, 1)
+	assert.ElementsMatch(t, []*attempt{as[2], as[4]}, e.old[0].attempts)
+	for i, a := range e.old[0].attempts {
+		assert.Equal(t, int32(i), a.slot)
+	}
+	as[2].release()
+	as[4].release()
+	assert.Empty(t, e.old[0].attempts)
+	for _, a := range as {
+		assert.Nil(t, a.bucket)
+		assert.ErrorIs(t, a.Err(), context.Canceled)
+	}
+}

@@ -23,7 +23,9 @@ const (
 	// retried: 2, so at most 3 attempts.
 	DefaultRetries = 2
 	// DefaultAttemptTimeout bounds each attempt, reading the response
-	// body included. The caller's context bounds the whole call.
+	// body included: an attempt still out after it ends within a
+	// sixteenth of it more (by 2.125 s). The caller's context bounds the
+	// whole call.
 	DefaultAttemptTimeout = 2 * time.Second
 	// DefaultRetryBackoff is the cap of the first retry's delay; each
 	// retry doubles it up to DefaultMaxRetryBackoff. The delay itself is
@@ -66,7 +68,9 @@ func WithRetries(n int) Option {
 }
 
 // WithAttemptTimeout bounds each attempt of Transport (default
-// DefaultAttemptTimeout). Zero leaves only the caller's context.
+// DefaultAttemptTimeout). An attempt ends between d and d/16 (at least a
+// millisecond) later; its context's Deadline says d. Zero leaves only the
+// caller's context.
 func WithAttemptTimeout(d time.Duration) Option {
 	return func(s *settings) { s.transport.attemptTimeout = max(d, 0) }
 }
@@ -119,8 +123,9 @@ func Classify(res *http.Response, err error) Outcome {
 
 // transport is the RoundTripper returned by Transport.
 type transport struct {
-	base http.RoundTripper
-	s    settings
+	base   http.RoundTripper
+	s      settings
+	expiry *expiry // ends attempts on their timeout; nil without one
 
 	mu        sync.Mutex                              // taken to change hosts and to sweep
 	hosts     atomic.Pointer[map[string]*hostBreaker] // copied on change, so lookups take no lock
@@ -173,6 +178,9 @@ func Transport(base http.RoundTripper, opts ...Option) http.RoundTripper {
 		base = http.DefaultTransport
 	}
 	t := &transport{base: base, s: s}
+	if s.transport.attemptTimeout > 0 {
+		t.expiry = newExpiry(s.transport.attemptTimeout)
+	}
 	t.hosts.Store(&map[string]*hostBreaker{})
 	t.lastSweep.Store(s.clock.Now().UnixNano())
 	return t
@@ -307,8 +315,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r.Body = body
 		}
 		var a *attempt
-		if ts.attemptTimeout > 0 {
-			a = newAttempt(ctx, ts.attemptTimeout)
+		if t.expiry != nil {
+			a = newAttempt(ctx, t.expiry)
 			r = r.WithContext(a)
 		}
 		res, err := t.base.RoundTrip(r)
