@@ -115,6 +115,6 @@ func (e *expiry) run() {
 	}
 	e.mu.Unlock()
 	for _, a := range expired {
-		a.cancel(context.DeadlineExceeded)
+		a.End(context.DeadlineExceeded)
 	}
 }
