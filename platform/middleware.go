@@ -119,7 +119,8 @@ func RequestLogger(c echo.Context, log *slog.Logger) *slog.Logger {
 // trace id and little else.
 //
 // It also gives the request's context its deadline (timeout) and its
-// request id (see RequestID), so that one request copy serves all three;
+// request id (see RequestID), so that one request copy serves all three,
+// in a requestContext, which costs little until something waits on it;
 // timeoutErrors, innermost, turns a handler's deadline error into a 503.
 // The context of an upgrade request loses its deadline when the handler
 // takes the connection over (see streams).
@@ -131,14 +132,13 @@ func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeou
 			ctx := prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
 			route := c.Path()
 			ctx, span := tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
-			if id := c.Response().Header().Get(echo.HeaderXRequestID); id != "" {
-				ctx = context.WithValue(ctx, requestIDKey{}, id)
-			}
+			id := c.Response().Header().Get(echo.HeaderXRequestID)
 			var cancel func()
 			if upgrade.Requested(req.Header) {
-				ctx, cancel = st.begin(c.Response(), ctx, timeout)
+				ctx, cancel = st.begin(c.Response(), context.WithValue(ctx, requestIDKey{}, id), timeout)
 			} else {
-				ctx, cancel = context.WithTimeout(ctx, timeout)
+				rc := newRequestContext(ctx, id, timeout)
+				ctx, cancel = rc, rc.cancel
 			}
 			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
@@ -186,7 +186,9 @@ func timeoutErrors(next echo.HandlerFunc) echo.HandlerFunc {
 			return nil
 		}
 		ctx := c.Request().Context()
-		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+		ctxErr := ctx.Err()
+		if ctxErr != nil && errors.Is(err, ctxErr) &&
+			(errors.Is(ctxErr, context.DeadlineExceeded) || errors.Is(context.Cause(ctx), context.DeadlineExceeded)) {
 			return echo.ErrServiceUnavailable.WithInternal(err)
 		}
 		return err

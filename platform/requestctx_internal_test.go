@@ -1,0 +1,106 @@
+package platform
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func closedWithin(t *testing.T, ch <-chan struct{}, d time.Duration) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(d):
+		t.Fatalf("not closed within %v", d)
+	}
+}
+
+func TestRequestContext_ErrWithoutWatching(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := newRequestContext(parent, "id-1", time.Hour)
+	assert.NoError(t, c.Err())
+	cancel()
+	assert.ErrorIs(t, c.Err(), context.Canceled, "the parent's end, found without a watch")
+	assert.False(t, c.armed.Load())
+	closedWithin(t, c.Done(), time.Second)
+
+	past := newRequestContext(context.Background(), "id-2", -time.Millisecond)
+	assert.ErrorIs(t, past.Err(), context.DeadlineExceeded, "the deadline, found from the clock")
+	assert.ErrorIs(t, past.Err(), context.DeadlineExceeded, "and it stays")
+	closedWithin(t, past.Done(), time.Second)
+}
+
+func TestRequestContext_DoneOnTheDeadline(t *testing.T) {
+	start := time.Now()
+	c := newRequestContext(context.Background(), "id", 20*time.Millisecond)
+	dl, ok := c.Deadline()
+	require.True(t, ok)
+	assert.False(t, dl.Before(start.Add(20*time.Millisecond)))
+	closedWithin(t, c.Done(), 5*time.Second)
+	assert.False(t, time.Now().Before(dl), "not before the deadline")
+	assert.ErrorIs(t, c.Err(), context.DeadlineExceeded)
+	c.cancel()
+	assert.ErrorIs(t, c.Err(), context.DeadlineExceeded, "the first reason stays")
+}
+
+func TestRequestContext_DoneWithTheParent(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	c := newRequestContext(parent, "id", time.Hour)
+	done := c.Done()
+	cancel()
+	closedWithin(t, done, 5*time.Second)
+	assert.ErrorIs(t, c.Err(), context.Canceled)
+}
+
+func TestRequestContext_ParentDeadlineFirst(t *testing.T) {
+	parent, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newRequestContext(parent, "id", time.Hour)
+	want, _ := parent.Deadline()
+	got, _ := c.Deadline()
+	assert.Equal(t, want, got)
+}
+
+func TestRequestContext_Values(t *testing.T) {
+	type key struct{}
+	parent := context.WithValue(context.Background(), key{}, "v")
+	c := newRequestContext(parent, "req-7", time.Hour)
+	assert.Equal(t, "req-7", RequestID(c))
+	assert.Equal(t, "v", c.Value(key{}))
+	assert.Equal(t, "", RequestID(context.Background()))
+}
+
+func TestRequestContext_Cancel(t *testing.T) {
+	parent, cancelParent := context.WithCancel(context.Background())
+	defer cancelParent()
+	c := newRequestContext(parent, "id", time.Hour)
+	child, cancelChild := context.WithCancel(c) // as an outgoing call derives one
+	defer cancelChild()
+	require.True(t, c.armed.Load(), "deriving a context starts the watches")
+	c.cancel()
+	closedWithin(t, child.Done(), 5*time.Second)
+	assert.ErrorIs(t, child.Err(), context.Canceled)
+	assert.False(t, c.timer.Stop(), "the timer was stopped")
+	assert.False(t, c.stopParent(), "and the watch on the parent")
+}
+
+// A context derived from it registers a function with it: the context
+// package starts no goroutine to watch it.
+func TestRequestContext_DerivedStartsNoGoroutine(t *testing.T) {
+	c := newRequestContext(context.Background(), "id", time.Hour)
+	defer c.cancel()
+	child, cancel := context.WithCancel(c)
+	defer cancel()
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	assert.False(t, strings.Contains(stacks, "context.(*cancelCtx).propagateCancel"),
+		"a goroutine of the context package watches the request's context")
+	c.cancel()
+	closedWithin(t, child.Done(), 5*time.Second)
+}
