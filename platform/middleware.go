@@ -13,7 +13,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flotilla-go/flotilla/internal/upgrade"
@@ -114,9 +113,9 @@ func RequestLogger(c echo.Context, log *slog.Logger) *slog.Logger {
 }
 
 // tracing starts a server span per request, named "METHOD /route", as the
-// child of an incoming W3C traceparent. Attributes are set only on spans
-// that are recorded (sampled and exported), so an unexported trace costs a
-// trace id and little else.
+// child of an incoming W3C traceparent (see serverSpans). Attributes are
+// set only on spans that are recorded (sampled and exported), so an
+// unexported trace costs a trace id and little else.
 //
 // It also gives the request's context its deadline (timeout) and its
 // request id (see RequestID), so that one request copy serves all three,
@@ -124,14 +123,12 @@ func RequestLogger(c echo.Context, log *slog.Logger) *slog.Logger {
 // timeoutErrors, innermost, turns a handler's deadline error into a 503.
 // The context of an upgrade request loses its deadline when the handler
 // takes the connection over (see streams).
-func tracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, timeout time.Duration, st *streams) echo.MiddlewareFunc {
-	tracer := tp.Tracer("github.com/flotilla-go/flotilla/platform")
+func tracing(spans *serverSpans, timeout time.Duration, st *streams) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
-			ctx := prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
 			route := c.Path()
-			ctx, span := tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
+			ctx, span := spans.start(spans.extract(req.Context(), req.Header), req.Method, route)
 			id := c.Response().Header().Get(echo.HeaderXRequestID)
 			var cancel func()
 			if upgrade.Requested(req.Header) {

@@ -221,7 +221,7 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	app.Use(requestID)
 	app.Use(recoverer(log))
 	st := newStreams()
-	app.Use(tracing(tel.tp, otel.GetTextMapPropagator(), c.requestTimeout, st))
+	app.Use(tracing(newServerSpans(tel.tp, tel.recorded, otel.GetTextMapPropagator()), c.requestTimeout, st))
 	if tel.mp != nil {
 		m, err := tel.requestMetrics(rl)
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 // telemetry holds the process's OpenTelemetry providers.
 type telemetry struct {
 	tp       *sdktrace.TracerProvider
+	recorded bool // spans may be recorded: exported, or a sampler set
 	mp       *sdkmetric.MeterProvider
 	metrics  http.Handler // /metrics, when on
 	shutdown []func(context.Context) error
@@ -61,13 +62,14 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 	// Trace ids begin with the time, so the request log's trace index
 	// grows at its end (see internal/traceid).
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(traceid.Generator{})}
+	t.recorded = otlpConfigured("TRACES") || os.Getenv("OTEL_TRACES_SAMPLER") != ""
 	if otlpConfigured("TRACES") {
 		exp, err := otlpSpanExporter(ctx)
 		if err != nil {
 			return nil, err
 		}
 		topts = append(topts, sdktrace.WithBatcher(exp))
-	} else if os.Getenv("OTEL_TRACES_SAMPLER") == "" {
+	} else if !t.recorded {
 		// Nothing leaves the process: spans are not recorded, but each
 		// still gets a trace id, which the log rows and the traceparent
 		// sent to siblings carry.
