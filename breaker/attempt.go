@@ -25,11 +25,10 @@ import (
 // the attempt.
 type attempt struct {
 	parent     context.Context
-	exp        *expiry     // nil when the caller's deadline comes first
 	stopParent func() bool // undoes the watch on a parent that can end
 	body       io.ReadCloser
-	bucket     *expiryBucket // where in exp the attempt is, while it is out; exp.mu
-	slot       int32         // its place in bucket; exp.mu
+	bucket     *expiryBucket // the expiry's bucket it joined; nil when the caller's deadline comes first
+	slot       int32         // its place in bucket, -1 once it left; the expiry's mu
 	released   atomic.Bool
 	deadline   atomic.Int64 // Unix nanoseconds, taken when first asked
 	ctxend.State
@@ -37,15 +36,23 @@ type attempt struct {
 
 // newAttempt starts an attempt bounded by e's timeout and by parent.
 func newAttempt(parent context.Context, e *expiry) *attempt {
-	a := &attempt{parent: parent}
+	a := &attempt{parent: parent, slot: -1}
 	if dl, ok := parent.Deadline(); !ok || time.Until(dl) > e.timeout {
-		a.exp = e
 		e.add(a)
 	}
-	if parent.Done() != nil {
+	if af, ok := parent.(afterFuncer); ok {
+		// As context.AfterFunc would, without its own context in between.
+		a.stopParent = af.AfterFunc(func() { a.End(parent.Err()) })
+	} else if parent.Done() != nil {
 		a.stopParent = context.AfterFunc(parent, func() { a.End(parent.Err()) })
 	}
 	return a
+}
+
+// afterFuncer is a context that runs a function when it ends, as the
+// context package looks for (and the platform's request contexts are).
+type afterFuncer interface {
+	AfterFunc(func()) func() bool
 }
 
 // Deadline is the earlier of the attempt's and the caller's deadline. The
@@ -54,12 +61,12 @@ func newAttempt(parent context.Context, e *expiry) *attempt {
 // would cost more than the rest of its bookkeeping, and the expiry ends the
 // attempt on its timeout anyway.
 func (a *attempt) Deadline() (time.Time, bool) {
-	if a.exp == nil {
+	if a.bucket == nil {
 		return a.parent.Deadline() // the earlier
 	}
 	d := a.deadline.Load()
 	if d == 0 {
-		a.deadline.CompareAndSwap(0, time.Now().Add(a.exp.timeout).UnixNano())
+		a.deadline.CompareAndSwap(0, time.Now().Add(a.bucket.exp.timeout).UnixNano())
 		d = a.deadline.Load()
 	}
 	dl := time.Unix(0, d)
@@ -78,8 +85,8 @@ func (a *attempt) release() {
 	if a.released.Swap(true) {
 		return
 	}
-	if a.exp != nil {
-		a.exp.remove(a)
+	if a.bucket != nil {
+		a.bucket.exp.remove(a)
 	}
 	if a.stopParent != nil {
 		a.stopParent()

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/internal/ctxend"
 )
 
 func closedWithin(t *testing.T, ch <-chan struct{}, d time.Duration) {
@@ -57,7 +59,7 @@ func TestAttemptEndsWithTheCaller(t *testing.T) {
 	dl, _ := b.Deadline()
 	want, _ := short.Deadline()
 	assert.Equal(t, want, dl, "the caller's earlier deadline is the attempt's")
-	assert.Nil(t, b.exp, "not in the expiry when the caller's deadline comes first")
+	assert.Nil(t, b.bucket, "not in the expiry when the caller's deadline comes first")
 	assert.Empty(t, e.cur.attempts)
 }
 
@@ -168,7 +170,45 @@ func TestExpiry_RemoveKeepsPlaces(t *testing.T) {
 	as[4].release()
 	assert.Empty(t, e.old[0].attempts)
 	for _, a := range as {
-		assert.Nil(t, a.bucket)
+		assert.Equal(t, int32(-1), a.slot, "out of its bucket")
 		assert.ErrorIs(t, a.Err(), context.Canceled)
 	}
+}
+
+// countingParent is a context with an AfterFunc method, as the platform's
+// request contexts are; it counts the registrations still in place.
+type countingParent struct {
+	context.Context
+	ctxend.State
+	live atomic.Int32
+}
+
+func (p *countingParent) Done() <-chan struct{} { return p.State.Done() }
+func (p *countingParent) Err() error            { return p.State.Err() }
+func (p *countingParent) AfterFunc(f func()) func() bool {
+	p.live.Add(1)
+	stop := p.State.AfterFunc(f)
+	return func() bool {
+		ok := stop()
+		if ok {
+			p.live.Add(-1)
+		}
+		return ok
+	}
+}
+
+// A parent with an AfterFunc method is asked directly: the attempt ends in
+// the goroutine that ends the parent, and its release takes the
+// registration back.
+func TestAttemptRegistersWithAnAfterFuncParent(t *testing.T) {
+	p := &countingParent{Context: context.Background()}
+	a := newAttempt(p, newExpiry(time.Hour))
+	assert.Equal(t, int32(1), p.live.Load())
+	a.release()
+	assert.Zero(t, p.live.Load(), "release stopped the registration")
+
+	b := newAttempt(p, newExpiry(time.Hour))
+	p.End(context.Canceled)
+	assert.ErrorIs(t, b.Err(), context.Canceled, "ended with the parent, at once")
+	b.release()
 }

@@ -39,12 +39,15 @@ type expiry struct {
 
 // expiryBucket is the attempts, still out, that joined between two ticks.
 type expiryBucket struct {
+	exp      *expiry
 	closed   time.Time // when it stopped taking attempts
 	attempts []*attempt
 }
 
 func newExpiry(timeout time.Duration) *expiry {
-	return &expiry{timeout: timeout, tick: max(timeout/expiryTicks, minExpiryTick), now: time.Now, cur: &expiryBucket{}}
+	e := &expiry{timeout: timeout, tick: max(timeout/expiryTicks, minExpiryTick), now: time.Now}
+	e.cur = &expiryBucket{exp: e}
+	return e
 }
 
 // add makes e end a when it is out for longer than the timeout.
@@ -67,13 +70,14 @@ func (e *expiry) add(a *attempt) {
 // once. The last attempt of its bucket takes its place.
 func (e *expiry) remove(a *attempt) {
 	e.mu.Lock()
-	if b := a.bucket; b != nil {
+	if a.slot >= 0 {
+		b := a.bucket
 		last := len(b.attempts) - 1
 		moved := b.attempts[last]
 		b.attempts[a.slot], moved.slot = moved, a.slot
 		b.attempts[last] = nil
 		b.attempts = b.attempts[:last]
-		a.bucket = nil
+		a.slot = -1
 	}
 	e.mu.Unlock()
 }
@@ -85,7 +89,7 @@ func (e *expiry) run() {
 	if len(e.cur.attempts) > 0 {
 		e.cur.closed = now
 		e.old = append(e.old, e.cur)
-		e.cur = &expiryBucket{attempts: e.spare}
+		e.cur = &expiryBucket{exp: e, attempts: e.spare}
 		e.spare = nil
 	}
 	var expired []*attempt
@@ -95,7 +99,7 @@ func (e *expiry) run() {
 		case len(b.attempts) == 0:
 		case now.Sub(b.closed) >= e.timeout:
 			for _, a := range b.attempts {
-				a.bucket = nil // it ends below; remove has nothing to do
+				a.slot = -1 // it ends below; remove has nothing to do
 			}
 			expired = append(expired, b.attempts...)
 			if e.spare == nil {

@@ -8,8 +8,11 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/flotilla-go/flotilla/breaker"
 )
 
 // BenchmarkChain serves a hello-world route through the full platform
@@ -104,4 +107,46 @@ func benchApp(b *testing.B, hello echo.HandlerFunc) (*echo.Echo, *instance) {
 		inst.tel.Shutdown(context.Background())
 	})
 	return e, inst
+}
+
+// answered is a RoundTripper that answers at once without a network.
+type answered struct{}
+
+func (answered) RoundTrip(*http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+}
+
+// BenchmarkSiblingCall measures what the breaker transport adds to a call
+// made inside a handler, whose context can end: with the platform's request
+// context, which the breaker's attempt registers with directly, and with a
+// context.WithTimeout on the connection's context, as a handler gets
+// elsewhere. base is the RoundTripper alone.
+func BenchmarkSiblingCall(b *testing.B) {
+	conn, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rc := newRequestContext(conn, "id", 30*time.Second)
+	defer rc.cancel()
+	withTimeout, cancelTimeout := context.WithTimeout(conn, 30*time.Second)
+	defer cancelTimeout()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		rt   http.RoundTripper
+	}{
+		{"base", rc, answered{}},
+		{"breaker/request-context", rc, breaker.Transport(answered{})},
+		{"breaker/context.WithTimeout", withTimeout, breaker.Transport(answered{})},
+	} {
+		req, _ := http.NewRequestWithContext(tc.ctx, http.MethodGet, "http://agent-geo/geo/1.1.1.1", nil)
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				res, err := tc.rt.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				res.Body.Close()
+			}
+		})
+	}
 }

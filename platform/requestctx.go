@@ -18,7 +18,7 @@ import (
 // so a handler that never waits costs one allocation. Err tells a passed
 // deadline or an ended connection all the same, from the clock and the
 // parent. A derived context registers with its AfterFunc (see ctxend)
-// instead of starting a goroutine.
+// instead of starting a goroutine; so does a breaker's attempt, directly.
 //
 // context.Cause of it is the connection context's cause, which is nil while
 // the connection is open, even once the deadline has passed; Err then says
@@ -76,6 +76,13 @@ func (c *requestContext) Value(key any) any {
 		return c.id
 	}
 	return c.parent.Value(key)
+}
+
+// AfterFunc arranges for f to run, in the goroutine that ends the context,
+// once it ends (see ctxend); the watches start if they have not.
+func (c *requestContext) AfterFunc(f func()) (stop func() bool) {
+	c.arm()
+	return c.State.AfterFunc(f)
 }
 
 // arm starts watching the parent and the deadline, once.

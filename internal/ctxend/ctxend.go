@@ -17,7 +17,9 @@ type State struct {
 	mu    sync.Mutex
 	done  chan struct{} // made by the first Done, or closedChan
 	err   error
-	funcs []func()
+	funcs []func() // registered; nil where stopped
+	live  int32    // how many of funcs are not nil
+	turn  uint32   // counts the times funcs was emptied, for stale stops
 }
 
 // closedChan is the Done of a context that ended before anyone asked.
@@ -45,7 +47,9 @@ func (e *State) Err() error {
 
 // AfterFunc arranges for f to run once the context ends, in the goroutine
 // that ends it, or at once in its own goroutine if it has ended. Calling
-// the returned stop stops that, and reports whether it did.
+// the returned stop stops that, and reports whether it did. Stopped
+// functions take no room once every function registered is stopped, so a
+// long-lived context that many short calls derive from stays small.
 func (e *State) AfterFunc(f func()) (stop func() bool) {
 	e.mu.Lock()
 	if e.err != nil {
@@ -53,16 +57,23 @@ func (e *State) AfterFunc(f func()) (stop func() bool) {
 		go f()
 		return func() bool { return false }
 	}
-	i := len(e.funcs)
+	if e.live == 0 && len(e.funcs) > 0 {
+		clear(e.funcs)
+		e.funcs = e.funcs[:0]
+		e.turn++
+	}
+	i, turn := len(e.funcs), e.turn
 	e.funcs = append(e.funcs, f)
+	e.live++
 	e.mu.Unlock()
 	return func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		if e.err != nil || e.funcs[i] == nil {
+		if e.err != nil || turn != e.turn || e.funcs[i] == nil {
 			return false
 		}
 		e.funcs[i] = nil
+		e.live--
 		return true
 	}
 }

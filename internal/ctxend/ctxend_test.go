@@ -79,3 +79,21 @@ func TestState_DerivedContexts(t *testing.T) {
 	assert.ErrorIs(t, child.Err(), context.DeadlineExceeded)
 	closedWithin(t, after, 5*time.Second)
 }
+
+// Registrations that are all stopped leave no trace: a context that many
+// calls derive from one after the other stays small, and a stop that
+// comes late does not touch a later registration.
+func TestState_StoppedFunctionsTakeNoRoom(t *testing.T) {
+	var s ctxend.State
+	first := s.AfterFunc(func() {})
+	require.True(t, first())
+	for range 1000 {
+		stop := s.AfterFunc(func() {})
+		require.True(t, stop())
+	}
+	var ran atomic.Bool
+	s.AfterFunc(func() { ran.Store(true) })
+	assert.False(t, first(), "a stale stop stops nothing")
+	s.End(errEnd)
+	assert.True(t, ran.Load(), "the live registration ran")
+}
