@@ -10,16 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flotilla-go/flotilla/internal/ctxend"
+	"github.com/flotilla-go/flotilla/internal/testwait"
 )
-
-func closedWithin(t *testing.T, ch <-chan struct{}, d time.Duration) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(d):
-		t.Fatalf("not closed within %v", d)
-	}
-}
 
 func TestAttemptTimesOut(t *testing.T) {
 	start := time.Now()
@@ -33,11 +25,11 @@ func TestAttemptTimesOut(t *testing.T) {
 	assert.True(t, ok)
 	assert.WithinDuration(t, time.Now().Add(20*time.Millisecond), dl, time.Second)
 
-	closedWithin(t, a.Done(), 5*time.Second)
+	testwait.Closed(t, a.Done(), 5*time.Second)
 	assert.GreaterOrEqual(t, time.Since(start), 20*time.Millisecond, "never before the timeout")
 	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded)
 	assert.True(t, ran.Load(), "functions registered with AfterFunc ran")
-	closedWithin(t, child.Done(), 5*time.Second)
+	testwait.Closed(t, child.Done(), 5*time.Second)
 	assert.ErrorIs(t, child.Err(), context.DeadlineExceeded, "a derived context ends with it")
 	a.release()
 	assert.ErrorIs(t, a.Err(), context.DeadlineExceeded, "release keeps the first reason")
@@ -48,7 +40,7 @@ func TestAttemptEndsWithTheCaller(t *testing.T) {
 	parent, cancel := context.WithCancel(context.Background())
 	a := newAttempt(parent, e)
 	cancel()
-	closedWithin(t, a.Done(), 5*time.Second)
+	testwait.Closed(t, a.Done(), 5*time.Second)
 	assert.ErrorIs(t, a.Err(), context.Canceled)
 	a.release()
 
@@ -72,13 +64,13 @@ func TestAttemptRelease(t *testing.T) {
 	assert.False(t, stop(), "a second stop has nothing to stop")
 	a.release()
 	assert.ErrorIs(t, a.Err(), context.Canceled)
-	closedWithin(t, a.Done(), time.Second)
+	testwait.Closed(t, a.Done(), time.Second)
 	assert.True(t, ran.Load(), "release runs the registered functions")
 	assert.False(t, stopped.Load())
 
 	late := make(chan struct{})
 	a.AfterFunc(func() { close(late) })
-	closedWithin(t, late, 5*time.Second) // registered after the end: runs at once
+	testwait.Closed(t, late, 5*time.Second) // registered after the end: runs at once
 }
 
 func TestAttemptBodyEndsTheAttempt(t *testing.T) {

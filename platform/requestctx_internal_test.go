@@ -9,16 +9,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-func closedWithin(t *testing.T, ch <-chan struct{}, d time.Duration) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(d):
-		t.Fatalf("not closed within %v", d)
-	}
-}
+	"github.com/flotilla-go/flotilla/internal/testwait"
+)
 
 func TestRequestContext_ErrWithoutWatching(t *testing.T) {
 	parent, cancel := context.WithCancel(context.Background())
@@ -28,12 +21,12 @@ func TestRequestContext_ErrWithoutWatching(t *testing.T) {
 	cancel()
 	assert.ErrorIs(t, c.Err(), context.Canceled, "the parent's end, found without a watch")
 	assert.False(t, c.armed.Load())
-	closedWithin(t, c.Done(), time.Second)
+	testwait.Closed(t, c.Done(), time.Second)
 
 	past := newRequestContext(context.Background(), "id-2", -time.Millisecond)
 	assert.ErrorIs(t, past.Err(), context.DeadlineExceeded, "the deadline, found from the clock")
 	assert.ErrorIs(t, past.Err(), context.DeadlineExceeded, "and it stays")
-	closedWithin(t, past.Done(), time.Second)
+	testwait.Closed(t, past.Done(), time.Second)
 }
 
 func TestRequestContext_DoneOnTheDeadline(t *testing.T) {
@@ -42,7 +35,7 @@ func TestRequestContext_DoneOnTheDeadline(t *testing.T) {
 	dl, ok := c.Deadline()
 	require.True(t, ok)
 	assert.False(t, dl.Before(start.Add(20*time.Millisecond)))
-	closedWithin(t, c.Done(), 5*time.Second)
+	testwait.Closed(t, c.Done(), 5*time.Second)
 	assert.False(t, time.Now().Before(dl), "not before the deadline")
 	assert.ErrorIs(t, c.Err(), context.DeadlineExceeded)
 	c.cancel()
@@ -54,7 +47,7 @@ func TestRequestContext_DoneWithTheParent(t *testing.T) {
 	c := newRequestContext(parent, "id", time.Hour)
 	done := c.Done()
 	cancel()
-	closedWithin(t, done, 5*time.Second)
+	testwait.Closed(t, done, 5*time.Second)
 	assert.ErrorIs(t, c.Err(), context.Canceled)
 }
 
@@ -84,7 +77,7 @@ func TestRequestContext_Cancel(t *testing.T) {
 	defer cancelChild()
 	require.True(t, c.armed.Load(), "deriving a context starts the watches")
 	c.cancel()
-	closedWithin(t, child.Done(), 5*time.Second)
+	testwait.Closed(t, child.Done(), 5*time.Second)
 	assert.ErrorIs(t, child.Err(), context.Canceled)
 	assert.False(t, c.timer.Stop(), "the timer was stopped")
 	assert.False(t, c.stopParent(), "and the watch on the parent")
@@ -102,5 +95,5 @@ func TestRequestContext_DerivedStartsNoGoroutine(t *testing.T) {
 	assert.False(t, strings.Contains(stacks, "context.(*cancelCtx).propagateCancel"),
 		"a goroutine of the context package watches the request's context")
 	c.cancel()
-	closedWithin(t, child.Done(), 5*time.Second)
+	testwait.Closed(t, child.Done(), 5*time.Second)
 }

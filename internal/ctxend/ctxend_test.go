@@ -11,18 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flotilla-go/flotilla/internal/ctxend"
+	"github.com/flotilla-go/flotilla/internal/testwait"
 )
 
 var errEnd = errors.New("ended")
-
-func closedWithin(t *testing.T, ch <-chan struct{}, d time.Duration) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(d):
-		t.Fatalf("not closed within %v", d)
-	}
-}
 
 func TestState_End(t *testing.T) {
 	var s ctxend.State
@@ -43,19 +35,19 @@ func TestState_End(t *testing.T) {
 	assert.True(t, s.End(errEnd))
 	assert.False(t, s.End(context.Canceled), "the first end stays")
 	assert.ErrorIs(t, s.Err(), errEnd)
-	closedWithin(t, done, time.Second)
+	testwait.Closed(t, done, time.Second)
 	assert.True(t, ran.Load(), "registered functions ran in End")
 	assert.False(t, stopped.Load())
 
 	late := make(chan struct{})
 	s.AfterFunc(func() { close(late) })
-	closedWithin(t, late, 5*time.Second) // registered after the end: runs at once
+	testwait.Closed(t, late, 5*time.Second) // registered after the end: runs at once
 }
 
 func TestState_DoneAfterTheEnd(t *testing.T) {
 	var s ctxend.State
 	s.End(errEnd)
-	closedWithin(t, s.Done(), time.Second)
+	testwait.Closed(t, s.Done(), time.Second)
 }
 
 // A context built on State lets the context package derive from it without
@@ -75,9 +67,9 @@ func TestState_DerivedContexts(t *testing.T) {
 	after := make(chan struct{})
 	context.AfterFunc(c, func() { close(after) })
 	c.End(context.DeadlineExceeded)
-	closedWithin(t, child.Done(), 5*time.Second)
+	testwait.Closed(t, child.Done(), 5*time.Second)
 	assert.ErrorIs(t, child.Err(), context.DeadlineExceeded)
-	closedWithin(t, after, 5*time.Second)
+	testwait.Closed(t, after, 5*time.Second)
 }
 
 // Registrations that are all stopped leave no trace: a context that many
