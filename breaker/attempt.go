@@ -19,10 +19,9 @@ import (
 // Done is closed when the attempt times out, the caller's context ends, or
 // the attempt is over; Err is then context.DeadlineExceeded, the caller's
 // context's error, or context.Canceled. Its AfterFunc method (see ctxend)
-// lets a context derived from it
-// (http.Transport derives one per request) register a function instead of
-// starting a goroutine. Registered functions run in the goroutine that ends
-// the attempt.
+// lets a context derived from it (http.Transport derives one per request)
+// register a function instead of starting a goroutine. Registered
+// functions run in the goroutine that ends the attempt.
 type attempt struct {
 	parent     context.Context
 	stopParent func() bool // undoes the watch on a parent that can end

@@ -23,7 +23,7 @@ const (
 	// retried: 2, so at most 3 attempts.
 	DefaultRetries = 2
 	// DefaultAttemptTimeout bounds each attempt, reading the response
-	// body included: an attempt still out after it ends within a
+	// body included: an attempt that outlives it is ended within a
 	// sixteenth of it more (by 2.125 s). The caller's context bounds the
 	// whole call.
 	DefaultAttemptTimeout = 2 * time.Second
@@ -68,9 +68,9 @@ func WithRetries(n int) Option {
 }
 
 // WithAttemptTimeout bounds each attempt of Transport (default
-// DefaultAttemptTimeout). An attempt ends between d and d/16 (at least a
-// millisecond) later; its context's Deadline says d. Zero leaves only the
-// caller's context.
+// DefaultAttemptTimeout). An attempt that outlives d is ended before d +
+// d/16 (d + 1 ms for timeouts under 16 ms) have passed since it started;
+// its context's Deadline says d. Zero leaves only the caller's context.
 func WithAttemptTimeout(d time.Duration) Option {
 	return func(s *settings) { s.transport.attemptTimeout = max(d, 0) }
 }

@@ -85,30 +85,34 @@ func (c *requestContext) AfterFunc(f func()) (stop func() bool) {
 	return c.State.AfterFunc(f)
 }
 
-// arm starts watching the parent and the deadline, once.
+// arm starts watching the parent and the deadline, once. A context whose
+// parent or deadline has ended by then ends instead, outside c.mu, since
+// ending runs the functions registered with it.
 func (c *requestContext) arm() {
 	if c.armed.Load() {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.armed.Load() || c.State.Err() != nil {
+		c.mu.Unlock()
 		return
 	}
-	if err := c.parent.Err(); err != nil {
+	err := c.parent.Err()
+	if err == nil {
+		if d := time.Until(c.deadline); d > 0 {
+			c.timer = time.AfterFunc(d, func() { c.end(context.DeadlineExceeded) })
+			if c.parent.Done() != nil {
+				c.stopParent = context.AfterFunc(c.parent, func() { c.end(c.parent.Err()) })
+			}
+			c.armed.Store(true)
+		} else {
+			err = context.DeadlineExceeded
+		}
+	}
+	c.mu.Unlock()
+	if err != nil {
 		c.State.End(err)
-		return
 	}
-	d := time.Until(c.deadline)
-	if d <= 0 {
-		c.State.End(context.DeadlineExceeded)
-		return
-	}
-	c.timer = time.AfterFunc(d, func() { c.end(context.DeadlineExceeded) })
-	if c.parent.Done() != nil {
-		c.stopParent = context.AfterFunc(c.parent, func() { c.end(c.parent.Err()) })
-	}
-	c.armed.Store(true)
 }
 
 // end ends the context with err, unless it has ended, and stops the
