@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"net/http"
 	"runtime"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flotilla-go/flotilla/breaker"
 	"github.com/flotilla-go/flotilla/internal/testwait"
 )
 
@@ -82,6 +84,53 @@ func TestRequestContext_Cancel(t *testing.T) {
 	assert.False(t, c.timer.Stop(), "the timer was stopped")
 	assert.False(t, c.stopParent(), "and the watch on the parent")
 }
+
+// A function registered directly, as a breaker's attempt does, without
+// Done having been asked for, still runs when the connection's context
+// ends: registering starts the watches.
+func TestRequestContext_AfterFuncStartsTheWatches(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	c := newRequestContext(parent, "id", time.Hour)
+	defer c.cancel()
+	ran := make(chan struct{})
+	c.AfterFunc(func() { close(ran) })
+	require.True(t, c.armed.Load())
+	cancel()
+	testwait.Closed(t, ran, 5*time.Second)
+	assert.ErrorIs(t, c.Err(), context.Canceled)
+}
+
+// A call to a sibling through the breaker, made with the request's
+// context, ends when the request's context does.
+func TestRequestContext_EndsABreakerAttempt(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	c := newRequestContext(parent, "id", time.Hour)
+	defer c.cancel()
+	entered := make(chan struct{})
+	rt := breaker.Transport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		close(entered)
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	}), breaker.WithRetries(0))
+	req, _ := http.NewRequestWithContext(c, http.MethodGet, "http://agent-geo/", nil)
+	errs := make(chan error, 1)
+	go func() {
+		_, err := rt.RoundTrip(req)
+		errs <- err
+	}()
+	testwait.Closed(t, entered, 5*time.Second)
+	cancel() // the connection goes
+	select {
+	case err := <-errs:
+		assert.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the attempt outlived the request's context")
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // A context derived from it registers a function with it: the context
 // package starts no goroutine to watch it.
