@@ -109,18 +109,12 @@ func benchApp(b *testing.B, hello echo.HandlerFunc) (*echo.Echo, *instance) {
 	return e, inst
 }
 
-// answered is a RoundTripper that answers at once without a network.
-type answered struct{}
-
-func (answered) RoundTrip(*http.Request) (*http.Response, error) {
-	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
-}
-
 // BenchmarkSiblingCall measures what the breaker transport adds to a call
 // made inside a handler, whose context can end: with the platform's request
 // context, which the breaker's attempt registers with directly, and with a
 // context.WithTimeout on the connection's context, as a handler gets
-// elsewhere. base is the RoundTripper alone.
+// elsewhere. base is the RoundTripper alone, recordRT, which answers at
+// once without a network.
 func BenchmarkSiblingCall(b *testing.B) {
 	conn, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -133,9 +127,9 @@ func BenchmarkSiblingCall(b *testing.B) {
 		ctx  context.Context
 		rt   http.RoundTripper
 	}{
-		{"base", rc, answered{}},
-		{"breaker/request-context", rc, breaker.Transport(answered{})},
-		{"breaker/context.WithTimeout", withTimeout, breaker.Transport(answered{})},
+		{"base", rc, &recordRT{}},
+		{"breaker/request-context", rc, breaker.Transport(&recordRT{})},
+		{"breaker/context.WithTimeout", withTimeout, breaker.Transport(&recordRT{})},
 	} {
 		req, _ := http.NewRequestWithContext(tc.ctx, http.MethodGet, "http://agent-geo/geo/1.1.1.1", nil)
 		b.Run(tc.name, func(b *testing.B) {
