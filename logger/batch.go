@@ -26,9 +26,37 @@ extern int sqlite3_get_autocommit(sqlite3*);
 #define FL_OPEN_NOMUTEX   0x00008000
 #define FL_DONE 101
 
-static int fl_open(const char *path, int busy_ms, sqlite3 **db) {
+extern int sqlite3_busy_handler(sqlite3*, int(*)(void*, int), void*);
+extern int sqlite3_sleep(int);
+
+// fl_busy is the writer's busy handler: SQLite's own schedule of waits up to
+// the busy timeout, ended early once stop is set (when Close gives up).
+typedef struct {
+	int timeout_ms;
+	int stop;
+} fl_busy_state;
+
+static int fl_busy(void *p, int count) {
+	static const int delays[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+	static const int totals[] = {0, 1, 3, 8, 18, 33, 53, 78, 103, 128, 178, 228};
+	fl_busy_state *s = p;
+	if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) return 0;
+	int n = sizeof(delays) / sizeof(delays[0]);
+	int delay = count < n ? delays[count] : delays[n - 1];
+	int prior = count < n ? totals[count] : totals[n - 1] + delays[n - 1] * (count - (n - 1));
+	if (prior + delay > s->timeout_ms) {
+		delay = s->timeout_ms - prior;
+		if (delay <= 0) return 0;
+	}
+	sqlite3_sleep(delay);
+	return !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
+}
+
+static void fl_stop(fl_busy_state *s) { __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE); }
+
+static int fl_open(const char *path, fl_busy_state *busy, sqlite3 **db) {
 	int rc = sqlite3_open_v2(path, db, FL_OPEN_READWRITE | FL_OPEN_NOMUTEX, 0);
-	if (rc == 0) rc = sqlite3_busy_timeout(*db, busy_ms);
+	if (rc == 0) rc = sqlite3_busy_handler(*db, fl_busy, busy);
 	return rc;
 }
 
@@ -84,6 +112,7 @@ const textColumns = 1<<1 | 1<<2 | 1<<3 | 1<<4 | 1<<9 | 1<<10 | 1<<11 | 1<<12 | 1
 // through database/sql. It is used by the writer goroutine only.
 type batchConn struct {
 	db   *C.sqlite3
+	busy *C.fl_busy_state // C memory: SQLite keeps a pointer to it
 	stmt *C.sqlite3_stmt
 	buf  []byte
 	meta []int64
@@ -104,10 +133,11 @@ func (b *batchConn) err(op string, rc C.int) error {
 }
 
 func openBatchConn(path string, o *options) (*batchConn, error) {
-	b := &batchConn{}
+	b := &batchConn{busy: (*C.fl_busy_state)(C.calloc(1, C.sizeof_fl_busy_state))}
+	b.busy.timeout_ms = C.int(o.busyTimeout.Milliseconds())
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
-	if rc := C.fl_open(cpath, C.int(o.busyTimeout.Milliseconds()), &b.db); rc != 0 {
+	if rc := C.fl_open(cpath, b.busy, &b.db); rc != 0 {
 		err := b.err("open", rc)
 		b.close()
 		return nil, err
@@ -179,7 +209,18 @@ func (b *batchConn) text(s string) {
 	b.buf = append(b.buf, s...)
 }
 
+// stop makes every later wait for the write lock give up at once; the
+// writer then finds that Close gave up. Safe to call from any goroutine,
+// once, before close.
+func (b *batchConn) stop() { C.fl_stop(b.busy) }
+
 func (b *batchConn) close() error {
+	defer func() {
+		if b.busy != nil {
+			C.free(unsafe.Pointer(b.busy))
+			b.busy = nil
+		}
+	}()
 	if b.stmt != nil {
 		C.sqlite3_finalize(b.stmt)
 		b.stmt = nil

@@ -172,25 +172,37 @@ func (s *Store) Flush(ctx context.Context) error {
 }
 
 // Close writes every queued record, stops the writer and closes the file.
-// Records logged after Close are dropped. If the file cannot be written,
-// Close gives up after DefaultCloseTimeout, counts what was left as dropped
-// and says so in its error. Close is idempotent: later calls return the
-// first call's result.
-func (s *Store) Close() error {
+// It is Shutdown without a deadline of the caller's: it gives up after
+// DefaultCloseTimeout (see WithCloseTimeout) if the file cannot be written.
+func (s *Store) Close() error { return s.Shutdown(context.Background()) }
+
+// Shutdown writes every queued record, stops the writer and closes the
+// file. Records logged after it are dropped. If the records cannot all be
+// written before ctx ends or DefaultCloseTimeout passes (a full disk, a
+// lock held by another process), it gives up, counts what was left as
+// dropped and says so in its error. Shutdown and Close are idempotent:
+// later calls return the first call's result.
+func (s *Store) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.q.close()
 		close(s.closing)
-		t := time.AfterFunc(s.opts.closeTimeout, s.cancel)
+		began := time.Now()
+		ctx, cancel := context.WithTimeout(ctx, s.opts.closeTimeout)
+		defer cancel()
+		stopped := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() { s.cancel(); s.bc.stop(); close(stopped) })
 		<-s.writerEnd
 		<-s.maintEnd
-		t.Stop()
+		if !stop() {
+			<-stopped // before bc is closed
+		}
 		gaveUp := s.giveUp.Err() != nil
 		s.cancel()
 		var errs []error
 		if gaveUp {
 			st := s.Stats()
 			errs = append(errs, fmt.Errorf("logger: close %s: gave up after %v with records unwritten (%d dropped in all): %w",
-				s.path, s.opts.closeTimeout, st.Dropped, st.LastError))
+				s.path, time.Since(began).Round(time.Millisecond), st.Dropped, st.LastError))
 		}
 		errs = append(errs, s.bc.close(), s.rdb.Close(), s.wdb.Close())
 		s.closeErr = errors.Join(errs...)

@@ -2,6 +2,7 @@ package logger_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -206,4 +207,31 @@ func TestStore_OddValues(t *testing.T) {
 	assert.Equal(t, int64(-1), got[3].status)
 	assert.Equal(t, int64(1<<40), got[4].status)
 	assert.True(t, strings.HasPrefix(got[2].path, "/éé"))
+}
+
+// Shutdown gives up when its context ends, even with a longer close
+// timeout, and nothing but its error speaks of the loss: no warning says
+// the queue was full when it was not.
+func TestStore_ShutdownGivesUpAtContextEnd(t *testing.T) {
+	var out lockedBuffer
+	s, path := openStore(t, logger.WithBusyTimeout(10*time.Millisecond),
+		logger.WithLogger(slog.New(slog.NewTextHandler(&out, nil))))
+	lock := rawDB(t, path)
+	conn, err := lock.Conn(context.Background())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(context.Background(), "BEGIN IMMEDIATE")
+	require.NoError(t, err)
+	for i := range 10 {
+		s.Log(testRecord("svc", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = s.Shutdown(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "gave up")
+	assert.Contains(t, err.Error(), "10 dropped")
+	assert.Equal(t, uint64(10), s.Stats().Dropped)
+	assert.NotContains(t, out.String(), "queue full")
+	assert.ErrorIs(t, s.Close(), err, "Close returns Shutdown's result")
 }

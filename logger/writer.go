@@ -127,8 +127,8 @@ func (w *writer) write(c *chunk) error {
 func (w *writer) warn() {
 	s := w.s
 	now := time.Now()
-	if now.Sub(w.warnedAt) < s.opts.warnInterval {
-		return
+	if now.Sub(w.warnedAt) < s.opts.warnInterval || s.giveUp.Err() != nil {
+		return // (once Close gives up, its error says what was lost)
 	}
 	if d := s.dropped.Load(); d > w.warnedN {
 		s.log.Warn("request log queue full: records dropped",

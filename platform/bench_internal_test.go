@@ -103,7 +103,7 @@ func benchApp(b *testing.B, hello echo.HandlerFunc) (*echo.Echo, *instance) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		inst.rl.Close()
+		inst.rl.Close(context.Background())
 		inst.tel.Shutdown(context.Background())
 	})
 	return e, inst

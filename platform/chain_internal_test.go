@@ -32,7 +32,7 @@ func TestChain_RequestTimeout(t *testing.T) {
 	inst, err := prepare(context.Background(), e, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	defer inst.tel.Shutdown(context.Background())
-	defer inst.rl.Close()
+	defer inst.rl.Close(context.Background())
 
 	start := time.Now()
 	rec := httptest.NewRecorder()
@@ -61,7 +61,7 @@ func TestChain_UpgradeRequestTimeout(t *testing.T) {
 	inst, err := prepare(context.Background(), e, c, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	defer inst.tel.Shutdown(context.Background())
-	defer inst.rl.Close()
+	defer inst.rl.Close(context.Background())
 
 	req := httptest.NewRequest(http.MethodGet, "/ws", nil)
 	req.Header.Set("Connection", "Upgrade")

@@ -2,7 +2,7 @@
 //
 //	app := echo.New()
 //	app.GET("/geo/:ip", lookup)
-//	log.Fatal(platform.Run(app, "agent-geo"))
+//	platform.Main(app, "agent-geo")
 //
 // Run reads its configuration (options, then FLOTILLA_* and OTEL_*
 // variables, then defaults), opens the fleet's shared request log, adds
@@ -18,13 +18,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -76,125 +73,93 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 	if err != nil {
 		return err
 	}
-	tel, rl, h := inst.tel, inst.rl, inst.h
-	defer tel.Shutdown(context.WithoutCancel(ctx))
-	defer rl.Close()
+	defer inst.tel.Shutdown(ctx)              // on an error; after a shutdown, a no-op
+	defer inst.rl.Close(context.Background()) // likewise
 
 	adoptInherited()
 	ln, err := listen(ctx, c)
 	if err != nil {
 		return err
 	}
-	var draining atomic.Bool
-	var open atomic.Int64 // open connections
-	accepting := &onceCloseListener{Listener: ln}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if draining.Load() {
-				w.Header().Set("Connection", "close")
-			}
-			app.ServeHTTP(w, r)
-		}),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			switch st {
-			case http.StateNew:
-				open.Add(1)
-			case http.StateClosed, http.StateHijacked:
-				open.Add(-1)
-			}
-		},
-		ReadHeaderTimeout: DefaultReadHeaderTimeout,
-		ReadTimeout:       DefaultReadTimeout,
-		WriteTimeout:      DefaultWriteTimeout,
-		IdleTimeout:       DefaultIdleTimeout,
-		MaxHeaderBytes:    DefaultMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newServer(app, log)
 	log.Info("started", "endpoint", endpointOf(ln), "log", c.db, "version", c.version, "pid", os.Getpid())
-
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	hups := make(chan os.Signal, 1)
-	signal.Notify(hups, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	defer signal.Stop(hups)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(accepting) }()
+	srv.serve(ln)
 	signalReady()
 
-	restarted := false
-wait:
-	for {
-		select {
-		case err := <-served:
-			return fmt.Errorf("platform: %s: serve: %w", service, err)
-		case sig := <-sigs:
-			log.Info("shutting down", "signal", sig.String(), "timeout", c.shutdownTimeout)
-			break wait
-		case <-hups:
-			pid, err := restart(ln, service, log)
-			if err != nil {
-				log.Error("restart failed; still serving", "err", err)
-				continue
-			}
-			log.Info("restarted: successor serves; draining", "successor", pid, "timeout", c.shutdownTimeout)
-			restarted = true
-			break wait
-		}
+	handedOver, err := waitForEnd(srv, ln, c, sigs, log)
+	if err != nil {
+		return err
 	}
 	go func() {
 		sig := <-sigs
 		log.Error("second signal: exiting now", "signal", sig.String())
 		os.Exit(2)
 	}()
-	sctx, cancel := context.WithTimeout(ctx, c.shutdownTimeout)
-	defer cancel()
-	// Stop accepting, and tell open connections to close after their next
-	// response, and upgraded ones (WebSockets) to end now, through their
-	// request's context. On a socket from systemd or handed to a successor,
-	// new connections wait in the socket's queue for the next process.
-	draining.Store(true)
-	inst.streams.drain()
-	if !restarted {
-		h.SetShuttingDown()
-		// Idle connections close now, the others after their next
-		// response. (After a restart, idle ones are left alone for the
-		// grace: a client may be about to send on one.)
-		srv.SetKeepAlivesEnabled(false)
-	}
-	accepting.Close()
-	// Serve returns once its accept loop has seen the listener closed; by
-	// then every connection it accepted is counted in open.
-	<-served
-	// Let the open connections make their next request and close, so that
-	// Shutdown finds them gone. net/http's Shutdown drops, without an
-	// answer, a request it reads after it began, even on a connection
-	// accepted just before: the client would see EOF on a fresh connection,
-	// which it cannot retry. Those left after the grace (idle ones, after a
-	// restart, whose clients send nothing more) Shutdown closes.
-	grace := time.Now().Add(min(DefaultRestartGrace, c.shutdownTimeout))
-	for open.Load() > 0 && time.Now().Before(grace) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	var errs []error
-	if err := srv.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("drain: %w", err))
-		srv.Close()
-	}
-	if n := inst.streams.wait(sctx); n > 0 {
-		errs = append(errs, fmt.Errorf("drain: %d upgraded connections (WebSockets) still open: end their handlers when the request's context ends", n))
-	}
-	if err := rl.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("request log: %w", err))
-	}
-	if err := tel.Shutdown(sctx); err != nil {
-		log.Warn("telemetry shutdown", "err", err)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("platform: %s: shutdown: %w", service, errors.Join(errs...))
+	if err := shutdown(inst, srv, c, handedOver, log); err != nil {
+		return fmt.Errorf("platform: %s: shutdown: %w", service, err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// waitForEnd serves until a signal ends the service: SIGTERM or SIGINT, or
+// SIGHUP once a successor serves on ln (then handedOver is true; a
+// successor that fails to start leaves this process serving). It returns
+// the error that stopped the server otherwise.
+func waitForEnd(srv *server, ln net.Listener, c *config, sigs <-chan os.Signal, log *slog.Logger) (handedOver bool, err error) {
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
+	for {
+		select {
+		case err := <-srv.served:
+			return false, fmt.Errorf("platform: %s: serve: %w", c.service, err)
+		case sig := <-sigs:
+			log.Info("shutting down", "signal", sig.String(), "timeout", c.shutdownTimeout)
+			return false, nil
+		case <-hups:
+			pid, err := restart(ln, c.service, log)
+			if err != nil {
+				log.Error("restart failed; still serving", "err", err)
+				continue
+			}
+			log.Info(fmt.Sprintf("handed over to pid %d", pid), "successor", pid, "timeout", c.shutdownTimeout)
+			return true, nil
+		}
+	}
+}
+
+// shutdown drains the service within the shutdown timeout, a hard bound on
+// all of it: /health turns to fail (unless a successor serves), upgraded
+// connections (WebSockets) are told to end through their request's
+// context, the connections close as their requests are answered, the
+// handlers of upgraded ones are waited for, the request log is flushed
+// and closed, and tracing is shut down. Records the log could not write
+// by the deadline are counted as dropped and named in the error.
+func shutdown(inst *instance, srv *server, c *config, handedOver bool, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	inst.streams.drain()
+	if !handedOver {
+		inst.h.SetShuttingDown()
+	}
+	var errs []error
+	if err := srv.drain(ctx, handedOver, min(DefaultRestartGrace, c.shutdownTimeout)); err != nil {
+		errs = append(errs, err)
+	}
+	if n := inst.streams.wait(ctx); n > 0 {
+		errs = append(errs, fmt.Errorf("drain: %d upgraded connections (WebSockets) still open: end their handlers when the request's context ends", n))
+	}
+	if err := inst.rl.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("request log: %w", err))
+	}
+	if err := inst.tel.Shutdown(ctx); err != nil {
+		log.Warn("telemetry shutdown", "err", err)
+	}
+	return errors.Join(errs...)
 }
 
 // instance is a service's parts once wired.
@@ -225,7 +190,7 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	if tel.mp != nil {
 		m, err := tel.requestMetrics(rl)
 		if err != nil {
-			rl.Close()
+			rl.Close(ctx)
 			tel.Shutdown(ctx)
 			return nil, fmt.Errorf("platform: metrics: %w", err)
 		}

@@ -49,6 +49,17 @@ func runService(name string) {
 		// which only that process knows here.
 		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
 	}
+	if gate := os.Getenv("PLATFORM_TEST_GATE"); gate != "" && os.Getenv("FLOTILLA_LISTEN_PID_SELF") == "1" {
+		// A successor that starts slowly: it says it is waiting, then
+		// waits until the test opens the gate.
+		os.WriteFile(gate+".waiting", nil, 0o600)
+		for {
+			if _, err := os.Stat(gate); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	app := echo.New()
 	var inflight atomic.Int32
 	app.GET("/inflight", func(c echo.Context) error { return c.String(http.StatusOK, fmt.Sprint(inflight.Load())) })

@@ -84,8 +84,9 @@ func (rl *requestLog) Log(r logger.Record) {
 // Store returns the open store, or nil.
 func (rl *requestLog) Store() *logger.Store { return rl.store.Load() }
 
-// Close stops retrying and flushes and closes the store.
-func (rl *requestLog) Close() error {
+// Close stops retrying, and flushes and closes the store, giving up when
+// ctx ends.
+func (rl *requestLog) Close(ctx context.Context) error {
 	select {
 	case <-rl.stop:
 	default:
@@ -93,7 +94,7 @@ func (rl *requestLog) Close() error {
 	}
 	<-rl.done
 	if s := rl.store.Load(); s != nil {
-		return s.Close()
+		return s.Shutdown(ctx)
 	}
 	return nil
 }

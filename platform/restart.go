@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -78,41 +78,56 @@ func signalReady() {
 // the LISTEN_FDS protocol, waits until it serves, and tells systemd its pid
 // when running under it. On success the caller drains and exits; on error
 // it keeps serving.
+//
+// The listener's own descriptor is handed to the successor with fork and
+// exec, not through os/exec: os/exec takes an *os.File's Fd, which puts the
+// socket into blocking mode, and the mode belongs to the socket, shared by
+// both processes. This process's accept loop would then block in the
+// kernel after its next connection, and its drain would wait for one more
+// connection that may never come.
 func restart(ln net.Listener, service string, log *slog.Logger) (int, error) {
-	type filer interface{ File() (*os.File, error) }
-	fl, ok := ln.(filer)
+	sc, ok := ln.(syscall.Conn)
 	if !ok {
 		return 0, fmt.Errorf("restart: listener %T cannot be passed on", ln)
 	}
-	lf, err := fl.File()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		return 0, fmt.Errorf("restart: %w", err)
 	}
-	defer lf.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return 0, fmt.Errorf("restart: %w", err)
 	}
 	defer r.Close()
-
 	exe, err := os.Executable()
 	if err != nil {
+		w.Close()
 		return 0, fmt.Errorf("restart: %w", err)
 	}
-	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(),
+	env := append(os.Environ(),
 		"LISTEN_FDS=1", "LISTEN_FDNAMES="+service, envListenPIDSelf+"=1", envReadyFD+"=4")
 	if unlinks(ln) {
-		cmd.Env = append(cmd.Env, envUnlink+"=1")
+		env = append(env, envUnlink+"=1")
 	}
-	cmd.ExtraFiles = []*os.File{lf, w} // fd 3: the listener, fd 4: ready
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
-		w.Close()
+	var pid int
+	var forkErr error
+	err = raw.Control(func(fd uintptr) {
+		// fd 3: the listener, fd 4: ready. The pipe's write end is the
+		// child's alone; its mode does not matter here.
+		files := []uintptr{os.Stdin.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), fd, w.Fd()}
+		pid, forkErr = syscall.ForkExec(exe, os.Args, &syscall.ProcAttr{Env: env, Files: files})
+	})
+	w.Close()
+	if err == nil {
+		err = forkErr
+	}
+	if err != nil {
 		return 0, fmt.Errorf("restart: start successor: %w", err)
 	}
-	w.Close()
-	pid := cmd.Process.Pid
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		return 0, fmt.Errorf("restart: successor %d: %w", pid, err)
+	}
 	ready := make(chan error, 1)
 	go func() {
 		line, err := bufio.NewReader(r).ReadString('\n')
@@ -121,19 +136,20 @@ func restart(ln net.Listener, service string, log *slog.Logger) (int, error) {
 		}
 		ready <- err
 	}()
+	fail := func(format string, args ...any) (int, error) {
+		proc.Kill()
+		proc.Wait()
+		return 0, fmt.Errorf(format, args...)
+	}
 	select {
 	case err := <-ready:
 		if err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return 0, fmt.Errorf("restart: successor %d did not start: %w", pid, err)
+			return fail("restart: successor %d did not start: %w", pid, err)
 		}
 	case <-time.After(DefaultRestartTimeout):
-		cmd.Process.Kill()
-		cmd.Wait()
-		return 0, fmt.Errorf("restart: successor %d not ready after %v", pid, DefaultRestartTimeout)
+		return fail("restart: successor %d not ready after %v", pid, DefaultRestartTimeout)
 	}
-	cmd.Process.Release() // it outlives this process
+	proc.Release() // it outlives this process
 	// Under systemd (NOTIFY_SOCKET set); elsewhere SdNotify does nothing.
 	if _, err := daemon.SdNotify(false, "MAINPID="+strconv.Itoa(pid)); err != nil {
 		log.Warn("sd_notify MAINPID", "err", err)

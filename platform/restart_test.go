@@ -3,6 +3,7 @@ package platform_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -309,4 +310,60 @@ func TestRun_SystemdStyleRestartLosesNothing(t *testing.T) {
 	assert.FileExists(t, sock, "the socket is systemd's: the service leaves it")
 	n := len(rows(t, openDB(t, db), "route = '/hello/:who'"))
 	assert.Equal(t, sent, n, "every request is in the log")
+}
+
+// A successor that starts slowly, with a request answered by the old
+// process meanwhile: handing the socket over must not leave it in blocking
+// mode, where the old process's accept loop would block in the kernel and
+// its drain would wait for a connection that never comes. The old process
+// exits, and says which pid took over.
+func TestRun_RestartWithSlowSuccessorExits(t *testing.T) {
+	dir := tempDir(t)
+	sock := filepath.Join(dir, "agent-geo.sock")
+	gate := filepath.Join(dir, "gate")
+	logPath := filepath.Join(dir, "service.log")
+	logFile, err := os.Create(logPath)
+	require.NoError(t, err)
+	defer logFile.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PLATFORM_TEST_SERVICE=agent-geo", "FLOTILLA_DB="+filepath.Join(dir, "flotilla.db"),
+		"FLOTILLA_LISTEN=unix:"+sock, "FLOTILLA_SHUTDOWN_TIMEOUT=3s", "PLATFORM_TEST_GATE="+gate)
+	cmd.Stderr = logFile
+	require.NoError(t, cmd.Start())
+	old := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		for _, pid := range startedPIDs(t, logPath) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		cmd.Process.Kill()
+	})
+	s := (&service{exited: exited, stderr: &syncBuffer{}}).at("unix", sock)
+	s.client.Transport.(*http.Transport).DisableKeepAlives = true
+	s.healthy(t)
+
+	require.NoError(t, syscall.Kill(old, syscall.SIGHUP))
+	eventually(t, 20*time.Second, func() bool { _, err := os.Stat(gate + ".waiting"); return err == nil },
+		"no successor was started")
+	code, _ := s.get(t, "/hello/meanwhile") // the old process answers
+	require.Equal(t, 200, code)
+	require.NoError(t, os.WriteFile(gate, nil, 0o600))
+
+	var successor int
+	eventually(t, 20*time.Second, func() bool {
+		if pids := startedPIDs(t, logPath); len(pids) == 2 {
+			successor = pids[1]
+		}
+		return successor != 0
+	}, "the successor did not start")
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the old process %d is still draining after its successor %d took over", old, successor)
+	}
+	log, _ := os.ReadFile(logPath)
+	assert.Contains(t, string(log), fmt.Sprintf(`"msg":"handed over to pid %d"`, successor))
+	code, _ = s.get(t, "/hello/successor")
+	assert.Equal(t, 200, code)
 }
