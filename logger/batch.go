@@ -113,6 +113,7 @@ const textColumns = 1<<1 | 1<<2 | 1<<3 | 1<<4 | 1<<9 | 1<<10 | 1<<11 | 1<<12 | 1
 type batchConn struct {
 	db   *C.sqlite3
 	busy *C.fl_busy_state // C memory: SQLite keeps a pointer to it
+	id   fileID           // the file it has open
 	stmt *C.sqlite3_stmt
 	buf  []byte
 	meta []int64
@@ -142,6 +143,7 @@ func openBatchConn(path string, o *options) (*batchConn, error) {
 		b.close()
 		return nil, err
 	}
+	b.id, _ = statID(path)
 	if err := b.exec("PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=" + strconv.FormatInt(o.journalSizeLimit, 10)); err != nil {
 		b.close()
 		return nil, err

@@ -52,7 +52,11 @@ type Store struct {
 	prog   uint64        // sequence number of the last record written or given up
 	progCh chan struct{} // closed when prog moves
 
-	bc *batchConn // the writer's connection
+	bcMu sync.Mutex // bc changes (in the writer) while Shutdown may stop it
+	bc   *batchConn // the writer's connection
+
+	reopenedAt   time.Time // errMu
+	reopenReason string    // errMu
 
 	closing   chan struct{}
 	giveUp    context.Context // canceled when Close stops waiting for writes
@@ -190,7 +194,13 @@ func (s *Store) Shutdown(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, s.opts.closeTimeout)
 		defer cancel()
 		stopped := make(chan struct{})
-		stop := context.AfterFunc(ctx, func() { s.cancel(); s.bc.stop(); close(stopped) })
+		stop := context.AfterFunc(ctx, func() {
+			s.cancel()
+			s.bcMu.Lock()
+			s.bc.stop()
+			s.bcMu.Unlock()
+			close(stopped)
+		})
 		<-s.writerEnd
 		<-s.maintEnd
 		if !stop() {
@@ -228,6 +238,11 @@ type Stats struct {
 	LastErrorAt time.Time
 	// LastWriteAt is when a batch was last committed.
 	LastWriteAt time.Time
+	// ReopenedAt is when the writer last found that the file at the path
+	// was removed or replaced and reopened the path (zero if never), and
+	// Reopened says what happened.
+	ReopenedAt time.Time
+	Reopened   string
 }
 
 // Stats returns the Store's counters. It is cheap and safe to call often,
@@ -244,6 +259,8 @@ func (s *Store) Stats() Stats {
 		LastError:   s.lastErr,
 		LastErrorAt: s.lastErrAt,
 		LastWriteAt: s.lastOKAt,
+		ReopenedAt:  s.reopenedAt,
+		Reopened:    s.reopenReason,
 	}
 }
 

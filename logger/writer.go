@@ -70,6 +70,7 @@ func (w *writer) drain() {
 	if len(w.chunks) == 0 {
 		return
 	}
+	w.followPath()
 	now := time.Now()
 	for _, c := range w.chunks {
 		for i := range c.recs[:c.n] {

@@ -102,8 +102,9 @@ func (rl *requestLog) Close(ctx context.Context) error {
 // check is the request log's health check, "requestlog:queue". It never
 // fails the service (a service without its log still serves); it warns
 // when the log is unavailable, when records were dropped since the last
-// check, when a write failed in the last minute, or when the queue is more
-// than 90% full.
+// check, when a write failed in the last minute, for a minute after the
+// file was removed or replaced under the service (and reopened at its
+// path), or when the queue is more than 90% full.
 func (rl *requestLog) check() health.Check {
 	return health.Check{
 		Component:     "requestlog",
@@ -126,6 +127,9 @@ func (rl *requestLog) check() health.Check {
 			}
 			if st.LastError != nil && time.Since(st.LastErrorAt) < time.Minute {
 				problems = append(problems, fmt.Errorf("write failed: %w", st.LastError))
+			}
+			if !st.ReopenedAt.IsZero() && time.Since(st.ReopenedAt) < time.Minute {
+				problems = append(problems, errors.New(st.Reopened))
 			}
 			if st.Queued > logger.DefaultQueueSize*9/10 {
 				problems = append(problems, fmt.Errorf("queue %d%% full", st.Queued*100/logger.DefaultQueueSize))
