@@ -1,6 +1,8 @@
 package logger
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -49,7 +51,14 @@ func otelTraceID(c echo.Context) string {
 // through is logged as 500 with its value and re-raised; place echo's Recover
 // middleware after this one to turn panics into 500 responses. Durations use
 // the monotonic clock; the client IP comes from echo's Context.RealIP, so it
-// follows the app's IPExtractor.
+// follows the app's IPExtractor. Without one, echo believes any client's
+// X-Forwarded-For: set one (echo.ExtractIPDirect, or
+// echo.ExtractIPFromXFFHeader with the proxies you trust), as the platform
+// package does.
+//
+// A request whose client went away before the answer, so that the handler
+// returned the request context's context.Canceled, is logged as 499
+// (StatusClientClosedRequest, as nginx does), not as a server error.
 //
 // A request that asks to upgrade its connection (a WebSocket handshake) and
 // whose handler takes the connection over is logged as 101 Switching
@@ -83,9 +92,11 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 			err := next(c)
 			hijacked := watch != nil && watch.Hijacked
 			var text string
+			gone := false
 			if err != nil {
 				text = err.Error()
-				if !hijacked { // nothing can be sent on a connection the handler took
+				gone = clientGone(c, err)
+				if !hijacked && !gone { // nothing can be sent on a connection the handler took, or to a client that left
 					c.Error(err)
 				}
 			}
@@ -94,6 +105,8 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 			case hijacked:
 				// The handler answered on the connection itself.
 				status = http.StatusSwitchingProtocols
+			case gone:
+				status = StatusClientClosedRequest
 			case status == 0:
 				status = http.StatusOK
 			}
@@ -144,6 +157,21 @@ func record(c echo.Context, service string, start time.Time, status int, errText
 		TraceID:   o.traceID(c),
 		Error:     errText,
 	}
+}
+
+// StatusClientClosedRequest (499, nginx's code) is the status logged for a
+// request whose client went away before it was answered: the handler
+// returned the request context's context.Canceled, and nothing was sent.
+// It is a 4xx, so it counts against no server error rate.
+const StatusClientClosedRequest = 499
+
+// clientGone reports whether err is the handler giving up because the
+// client closed the request, before anything was sent.
+func clientGone(c echo.Context, err error) bool {
+	if c.Response().Committed || !errors.Is(err, context.Canceled) {
+		return false
+	}
+	return errors.Is(c.Request().Context().Err(), context.Canceled)
 }
 
 // Canonical header keys, as net/http stores them.

@@ -61,6 +61,10 @@ func testApp(sink logger.Sink) *echo.Echo {
 		return errors.New("failed after the response was sent")
 	})
 	e.GET("/panic", func(c echo.Context) error { panic("nil map") })
+	e.GET("/wait", func(c echo.Context) error {
+		<-c.Request().Context().Done()
+		return c.Request().Context().Err()
+	})
 	e.POST("/echo", func(c echo.Context) error {
 		var b bytes.Buffer
 		b.ReadFrom(c.Request().Body)
@@ -104,6 +108,28 @@ func TestMiddleware_Status(t *testing.T) {
 			assert.NotEmpty(t, r.RequestID)
 		})
 	}
+}
+
+// A client that leaves before the answer is logged as 499, not as a
+// server error, and nothing is written for it.
+func TestMiddleware_ClientClosedRequest(t *testing.T) {
+	sink := &memSink{}
+	e := testApp(sink)
+	ctx, cancel := context.WithCancel(context.Background())
+	req := httptest.NewRequest(http.MethodGet, "/wait", nil).WithContext(ctx)
+	cancel()
+	rec := serve(e, req)
+	r := sink.last(t)
+	assert.Equal(t, logger.StatusClientClosedRequest, r.Status)
+	assert.Equal(t, 499, r.Status)
+	assert.Contains(t, r.Error, "context canceled")
+	assert.Empty(t, rec.Body.String(), "no answer is written to a client that left")
+
+	// A deadline is the server's doing: a 5xx, as before.
+	ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	serve(e, httptest.NewRequest(http.MethodGet, "/wait", nil).WithContext(ctx))
+	assert.Equal(t, 500, sink.last(t).Status)
 }
 
 // A panic with no recover below the middleware is logged as 500 and keeps

@@ -8,7 +8,10 @@ import (
 
 // Bounds applied to the text fields of a Record before it is stored. Longer
 // values are cut at a UTF-8 character boundary; invalid UTF-8 is replaced by
-// U+FFFD so every stored value is valid text.
+// U+FFFD so every stored value is valid text; and control characters (a
+// NUL, CR, LF, ESC, DEL and the rest of C0) are stored escaped as %XX, as
+// in a URL, so that no value a client sends can cut a line short or forge
+// lines in the output of sqlite3 or a terminal.
 const (
 	// MaxPathLen bounds Record.Path and Record.Route, in bytes.
 	MaxPathLen = 2048
@@ -58,8 +61,10 @@ type Record struct {
 	Error string
 }
 
-// clean returns s as valid UTF-8 of at most max bytes.
+// clean returns s as valid UTF-8 of at most max bytes, control characters
+// escaped.
 func clean(s string, max int) string {
+	s = escapeControls(s)
 	if len(s) > max {
 		cut := max
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
@@ -74,6 +79,30 @@ func clean(s string, max int) string {
 		}
 	}
 	return s
+}
+
+func isControl(b byte) bool { return b < 0x20 || b == 0x7f }
+
+// escapeControls writes each control byte of s as %XX.
+func escapeControls(s string) string {
+	i := 0
+	for i < len(s) && !isControl(s[i]) {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+8)
+	b = append(b, s[:i]...)
+	for ; i < len(s); i++ {
+		if c := s[i]; isControl(c) {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // normalize bounds every text field of r and fills a zero Time with now.

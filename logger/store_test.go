@@ -168,6 +168,7 @@ func TestStore_OddValues(t *testing.T) {
 		{Service: "svc", Method: "BREW", Path: "/" + long, Status: 999, Duration: -time.Second},
 		{Service: "svc", Method: "GET", Path: "/bad\xff\xfe", UserAgent: "'); DROP TABLE requests; --", Status: -1},
 		{Service: "svc", Method: strings.Repeat("M", 300), UserAgent: long, Error: long, Status: 1 << 40},
+		{Service: "svc", Method: "GET", Path: "/a\x00b\r\nINFO forged\x1b[31m\x7f", UserAgent: "ua\nx", Status: 200},
 	}
 	for _, r := range recs {
 		s.Log(r)
@@ -207,6 +208,8 @@ func TestStore_OddValues(t *testing.T) {
 	assert.Equal(t, int64(-1), got[3].status)
 	assert.Equal(t, int64(1<<40), got[4].status)
 	assert.True(t, strings.HasPrefix(got[2].path, "/éé"))
+	assert.Equal(t, "/a%00b%0D%0AINFO forged%1B[31m%7F", got[5].path, "control characters are stored escaped")
+	assert.Equal(t, "ua%0Ax", got[5].ua)
 }
 
 // Shutdown gives up when its context ends, even with a longer close

@@ -64,6 +64,9 @@ type config struct {
 	logRetry        time.Duration
 	stderr          io.Writer
 	reg             *discovery.Registry
+	trusted         trustedProxies
+	trustedSet      bool
+	optErr          error // a bad option's value
 }
 
 // WithRegistry sets the port map (env FLOTILLA_REGISTRY, default
@@ -103,6 +106,26 @@ func WithBodyLimit(limit string) Option { return func(c *config) { c.bodyLimit =
 // text format (env FLOTILLA_METRICS=1; default off).
 func WithMetrics(on bool) Option { return func(c *config) { c.metrics, c.metricsSet = on, true } }
 
+// WithTrustedProxies sets the proxies, as CIDRs or addresses, whose
+// X-Forwarded-For and X-Real-IP headers say who the client is (env
+// FLOTILLA_TRUSTED_PROXIES, comma-separated). Loopback and unix-socket
+// peers, such as nginx on the same machine, are always trusted; from any
+// other peer the headers are ignored, and the request log stores the
+// peer's address. It sets the app's IPExtractor unless the app has one.
+func WithTrustedProxies(cidrs ...string) Option {
+	return func(c *config) {
+		c.trusted, c.trustedSet = nil, true
+		for _, v := range cidrs {
+			p, err := parseTrustedProxies(v)
+			if err != nil {
+				c.optErr = fmt.Errorf("platform: WithTrustedProxies: %w", err)
+				return
+			}
+			c.trusted = append(c.trusted, p...)
+		}
+	}
+}
+
 // WithStderr sets where the service's own log goes (default os.Stderr).
 func WithStderr(w io.Writer) Option { return func(c *config) { c.stderr = w } }
 
@@ -117,10 +140,20 @@ func load(service string, opts []Option) (*config, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.optErr != nil {
+		return nil, c.optErr
+	}
 	if c.stderr == nil {
 		c.stderr = os.Stderr
 	}
 	env := os.Getenv
+	if v := env("FLOTILLA_TRUSTED_PROXIES"); v != "" && !c.trustedSet {
+		p, err := parseTrustedProxies(v)
+		if err != nil {
+			return nil, configError("FLOTILLA_TRUSTED_PROXIES", v, "comma-separated CIDRs or addresses such as 10.0.0.0/8,192.0.2.7: "+err.Error())
+		}
+		c.trusted = p
+	}
 	if !c.registrySet {
 		if v := env("FLOTILLA_REGISTRY"); v != "" {
 			c.registry = v

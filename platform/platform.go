@@ -183,6 +183,9 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	h := health.New(c.service, health.WithVersion(c.version), health.WithReleaseID(c.release))
 	h.Add(rl.check())
 
+	if app.IPExtractor == nil {
+		app.IPExtractor = c.trusted.extractor()
+	}
 	app.Use(requestID)
 	app.Use(recoverer(log))
 	st := newStreams()
