@@ -482,12 +482,14 @@ func (b *Breaker) closeLocked() {
 }
 
 // RetryAfter tells the breaker that the target asked callers to wait d (an
-// HTTP Retry-After). If the breaker is open it stays open at least d from
+// HTTP Retry-After), capped at the maximum open time (see
+// WithMaxOpenTimeout). If the breaker is open it stays open at least d from
 // now; otherwise the next trip opens it for at least d.
 func (b *Breaker) RetryAfter(d time.Duration) {
 	if d <= 0 {
 		return
 	}
+	d = min(d, b.s.maxOpen)
 	b.mu.Lock()
 	if b.current() == Open {
 		if until := b.s.clock.Now().Add(d); until.After(b.nextProbe) {

@@ -47,6 +47,7 @@ type transportSettings struct {
 	backoffFirst   time.Duration
 	backoffMax     time.Duration
 	idle           time.Duration
+	maxRetryAfter  time.Duration // 0: the breaker's maximum open time
 	classify       func(*http.Response, error) Outcome
 }
 
@@ -59,6 +60,15 @@ func defaultTransportSettings() transportSettings {
 		idle:           DefaultIdleTimeout,
 		classify:       Classify,
 	}
+}
+
+// WithMaxRetryAfter caps how long a Retry-After from a target (seconds or
+// an HTTP date) keeps its breaker open and makes a retry wait (default: the
+// breaker's maximum open time, DefaultMaxOpenTimeout unless
+// WithMaxOpenTimeout says otherwise). Without a cap, one answer of
+// "Retry-After: 100000" would shut a host out for more than a day.
+func WithMaxRetryAfter(d time.Duration) Option {
+	return func(s *settings) { s.transport.maxRetryAfter = max(d, 0) }
 }
 
 // WithRetries sets how many times Transport retries a failed idempotent
@@ -327,6 +337,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		var retryAfter time.Duration
 		if res != nil && (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable) {
 			retryAfter = parseRetryAfter(res.Header.Get("Retry-After"), clock.Now())
+			cap := ts.maxRetryAfter
+			if cap == 0 {
+				cap = t.s.maxOpen
+			}
+			retryAfter = min(retryAfter, cap)
 			b.RetryAfter(retryAfter)
 		}
 		done(outcome)

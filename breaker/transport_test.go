@@ -157,10 +157,67 @@ func TestTransport_RetryAfterWithinDeadline(t *testing.T) {
 	assert.Equal(t, int32(2), srv.hits.Load())
 }
 
+// A Retry-After is capped at the breaker's maximum open time, or at
+// WithMaxRetryAfter: one answer cannot shut a host out for a day, nor make
+// a caller without a deadline sleep that long. The HTTP-date form counts
+// from now.
+func TestTransport_RetryAfterIsCapped(t *testing.T) {
+	at := func(d time.Duration) string { return newFakeClock().Now().Add(d).Format(http.TimeFormat) }
+	for _, tc := range []struct {
+		name, value string
+		opts        []breaker.Option
+		want        time.Duration
+	}{
+		{"seconds", "100000", nil, breaker.DefaultMaxOpenTimeout},
+		{"option", "100000", []breaker.Option{breaker.WithMaxRetryAfter(5 * time.Second)}, 5 * time.Second},
+		{"date", at(30 * time.Second), nil, 30 * time.Second},
+		{"far date", at(48 * time.Hour), nil, breaker.DefaultMaxOpenTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			srv := serve(t, func(n int32, w http.ResponseWriter, _ *http.Request) {
+				if n == 1 {
+					w.Header().Set("Retry-After", tc.value)
+					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
+				io.WriteString(w, "ok")
+			})
+			waited := make(chan time.Duration, 1)
+			go func() {
+				d, ok := clk.AdvanceWhenWaiting()
+				if !ok {
+					d = -1
+				}
+				waited <- d
+			}()
+			// No deadline: only the cap bounds the wait.
+			res, err := get(context.Background(), client(t, append(tc.opts, breaker.WithClock(clk))...), srv.URL)
+			require.NoError(t, err)
+			res.Body.Close()
+			assert.Equal(t, tc.want, <-waited)
+		})
+	}
+}
+
+// A breaker told to wait past its maximum open time opens for that time
+// at most.
+func TestBreaker_RetryAfterIsCapped(t *testing.T) {
+	clk := newFakeClock()
+	b := breaker.New(breaker.WithClock(clk), breaker.WithConsecutiveFailures(1))
+	b.RetryAfter(100000 * time.Second)
+	ctx := context.Background()
+	ok := func(context.Context) error { return nil }
+	require.Error(t, b.Execute(ctx, func(context.Context) error { return errors.New("down") }))
+	require.ErrorIs(t, b.Execute(ctx, ok), breaker.ErrOpen)
+	clk.Advance(breaker.DefaultMaxOpenTimeout)
+	assert.NoError(t, b.Execute(ctx, ok), "a probe goes through after the maximum open time")
+}
+
 // A Retry-After past the caller's deadline gives up at once and says so.
 func TestTransport_RetryAfterPastDeadline(t *testing.T) {
 	srv := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Retry-After", "120")
+		w.Header().Set("Retry-After", "50")
 		w.WriteHeader(http.StatusTooManyRequests)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -170,7 +227,7 @@ func TestTransport_RetryAfterPastDeadline(t *testing.T) {
 	var ce *breaker.CallError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, []string{"429 Too Many Requests"}, ce.Attempts)
-	assert.Contains(t, err.Error(), "Retry-After 2m0s is past the caller's deadline")
+	assert.Contains(t, err.Error(), "Retry-After 50s is past the caller's deadline")
 	assert.NoError(t, ctx.Err(), "returned before the deadline")
 	assert.Equal(t, int32(1), srv.hits.Load())
 }
