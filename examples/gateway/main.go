@@ -4,26 +4,33 @@
 //	ANY  /v1/<service>/<path>        proxied to a public service of the port map
 //
 // Calls need "Authorization: Bearer <key>"; each spends a credit (402 when
-// none are left) and is rate limited per key (429 with Retry-After). Only
-// services marked public in the port map are reached (404 otherwise); an
-// open breaker answers 503 with Retry-After. Keys never reach the request
+// none are left) and is rate limited per key (429 with Retry-After). Key
+// creation is limited per client address and in total (429), can require
+// the admin token of GATEWAY_ADMIN_TOKEN, or be turned off (-free-keys=0).
+// Only services marked public in the port map are reached (404 otherwise);
+// an open breaker answers 503 with Retry-After. A request's body is read
+// whole, within -body-timeout, before it is proxied, so a slow client
+// spends its own time, never the upstream's. Keys never reach the request
 // log: the log stores paths, never the Authorization header.
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
+	"io"
 	"log"
 	"math"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
-	"golang.org/x/time/rate"
 
 	"github.com/flotilla-go/flotilla/breaker"
 	"github.com/flotilla-go/flotilla/discovery"
@@ -31,70 +38,47 @@ import (
 )
 
 type gateway struct {
-	keys   *keys
-	reg    *discovery.Registry
-	proxy  *httputil.ReverseProxy
-	rate   rate.Limit
-	burst  int
-	mu     sync.Mutex
-	limits map[string]*rate.Limiter
+	reg         *discovery.Registry
+	proxy       *httputil.ReverseProxy
+	bodyTimeout time.Duration
 }
 
-func (g *gateway) createKey(c echo.Context) error {
-	key, err := g.keys.create(c.Request().Context())
-	if err != nil {
-		return err
+// public is the first middleware of /v1: only public services of the port
+// map are reached.
+func (g *gateway) public(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		name := c.Param("service")
+		if s, ok := g.reg.Service(name); !ok || !s.Public {
+			return echo.NewHTTPError(http.StatusNotFound, "no public service "+strconv.Quote(name))
+		}
+		return next(c)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"key": key, "credits": g.keys.credits,
-		"note": "shown once: keep it; send it as Authorization: Bearer <key>"})
-}
-
-func (g *gateway) limiter(id string) *rate.Limiter {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	l := g.limits[id]
-	if l == nil {
-		l = rate.NewLimiter(g.rate, g.burst)
-		g.limits[id] = l
-	}
-	return l
 }
 
 func (g *gateway) call(c echo.Context) error {
 	name := c.Param("service")
-	s, ok := g.reg.Service(name)
-	if !ok || !s.Public {
-		return echo.NewHTTPError(http.StatusNotFound, "no public service "+strconv.Quote(name))
-	}
-	key, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return echo.NewHTTPError(http.StatusUnauthorized, "send Authorization: Bearer <key>; create one with POST /api/keys/create")
-	}
-	id, err := g.keys.check(c.Request().Context(), key)
-	if errors.Is(err, errBadKey) {
-		return echo.NewHTTPError(http.StatusUnauthorized, "invalid API key")
-	} else if err != nil {
-		return err
-	}
-	// Rate limit before spending: a refused call costs no credit.
-	r := g.limiter(id).Reserve()
-	if d := r.Delay(); d > 0 {
-		r.Cancel()
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
-		return echo.NewHTTPError(http.StatusTooManyRequests, "rate limit: slow down")
-	}
-	if _, err := g.keys.spend(c.Request().Context(), id); errors.Is(err, errNoCredits) {
-		return echo.NewHTTPError(http.StatusPaymentRequired, "no credits left on this key")
-	} else if err != nil {
-		return err
-	}
 	req := c.Request().Clone(c.Request().Context())
 	req.Header.Del("Authorization") // the key stays here
+	if req.Body != nil && req.Body != http.NoBody {
+		// The whole body first, on the client's time.
+		http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(g.bodyTimeout))
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return echo.NewHTTPError(http.StatusRequestTimeout, "request body not received in time").WithInternal(err)
+		}
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
 	// The proxy's transport (platform.Propagate) passes the trace and the
-	// request id on: one of each across the hop, in the shared log.
+	// request id on: one of each across the hop, in the shared log. The
+	// path goes on as the client escaped it.
+	rest := strings.TrimPrefix(c.Request().URL.EscapedPath(), "/v1/"+name)
+	path, err := url.PathUnescape(rest)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "bad path escape")
+	}
 	req.URL.Scheme, req.URL.Host, req.Host = "http", name, name
-	req.URL.Path = "/" + c.Param("*")
-	req.URL.RawPath = ""
+	req.URL.Path, req.URL.RawPath = "/"+strings.TrimPrefix(path, "/"), "/"+strings.TrimPrefix(rest, "/")
 	g.proxy.ServeHTTP(c.Response(), req)
 	return nil
 }
@@ -113,10 +97,16 @@ func proxyError(w http.ResponseWriter, r *http.Request, err error) {
 
 func main() {
 	keysPath := flag.String("keys", "", "the API keys' SQLite file (default: gateway-keys.db beside the port map)")
-	perSecond := flag.Float64("rate", 10, "requests per second per key")
-	burst := flag.Int("burst", 20, "burst per key")
+	cfg := config{}
+	flag.Float64Var(&cfg.perSecond, "rate", 10, "requests per second per key")
+	flag.IntVar(&cfg.burst, "burst", 20, "burst per key")
 	credits := flag.Int("credits", FreeCredits, "credits of a new key")
+	flag.BoolVar(&cfg.freeKeys, "free-keys", true, "anyone may create a key, within -keys-per-hour; else only with GATEWAY_ADMIN_TOKEN")
+	flag.IntVar(&cfg.keysPerHour, "keys-per-hour", 5, "keys one client address may create per hour")
+	flag.IntVar(&cfg.keysTotalPerHour, "keys-total-per-hour", 100, "keys all clients together may create per hour")
+	flag.DurationVar(&cfg.bodyTimeout, "body-timeout", 10*time.Second, "time a client has to send a request's body")
 	flag.Parse()
+	cfg.adminToken = os.Getenv("GATEWAY_ADMIN_TOKEN") // a secret: never a flag, which ps shows
 
 	reg, err := platform.PortMap()
 	if err != nil {
@@ -130,21 +120,5 @@ func main() {
 		log.Fatal(err)
 	}
 	k.credits = *credits
-	app := newApp(reg, k, rate.Limit(*perSecond), *burst)
-	platform.Main(app, "agent-gateway")
-}
-
-// newApp returns the gateway's routes.
-func newApp(reg *discovery.Registry, k *keys, perSecond rate.Limit, burst int, opts ...breaker.Option) *echo.Echo {
-	g := &gateway{keys: k, reg: reg, rate: perSecond, burst: burst, limits: map[string]*rate.Limiter{}}
-	g.proxy = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetXForwarded() },
-		Transport: platform.Propagate(breaker.Transport(reg.Transport(nil, discovery.WithStrictNames()),
-			append([]breaker.Option{breaker.WithRetries(1)}, opts...)...)),
-		ErrorHandler: proxyError,
-	}
-	app := echo.New()
-	app.POST("/api/keys/create", g.createKey)
-	app.Any("/v1/:service/*", g.call)
-	return app
+	platform.Main(newApp(reg, k, cfg), "agent-gateway")
 }

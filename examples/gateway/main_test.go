@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/time/rate"
+
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/flotilla-go/flotilla/breaker"
 	"github.com/flotilla-go/flotilla/discovery"
@@ -23,6 +25,7 @@ import (
 
 type fixture struct {
 	app   http.Handler
+	reg   *discovery.Registry
 	store *logger.Store
 	db    string
 	keys  *keys
@@ -48,12 +51,13 @@ name = "admin"
 `), 0o644))
 	reg, err := discovery.Load(regPath)
 	require.NoError(t, err)
-	f := &fixture{}
+	f := &fixture{reg: reg}
 	for _, name := range []string{"agent-geo", "admin"} {
 		ln, err := reg.Listen(context.Background(), name)
 		require.NoError(t, err)
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "%s %s auth=%q", name, r.URL.Path, r.Header.Get("Authorization"))
+			w.Header().Set("X-Request-Id", r.Header.Get("X-Request-Id")) // as a platform service answers
+			fmt.Fprintf(w, "%s %s auth=%q raw=%s", name, r.URL.Path, r.Header.Get("Authorization"), r.URL.EscapedPath())
 		})}
 		go srv.Serve(ln)
 		t.Cleanup(func() { srv.Close() })
@@ -67,7 +71,9 @@ name = "admin"
 	f.store, err = logger.Open(f.db)
 	require.NoError(t, err)
 	t.Cleanup(func() { f.store.Close() })
-	app := newApp(reg, f.keys, rate.Limit(perSecond), burst, breaker.WithConsecutiveFailures(2), breaker.WithRetries(0))
+	app := newApp(reg, f.keys, config{perSecond: perSecond, burst: burst, freeKeys: true, keysPerHour: 1000, keysTotalPerHour: 1000,
+		bodyTimeout: 300 * time.Millisecond, breaker: []breaker.Option{breaker.WithConsecutiveFailures(2), breaker.WithRetries(0)}})
+	app.Use(middleware.RequestID()) // as the platform's chain does
 	app.Use(logger.Middleware(f.store, "agent-gateway"))
 	f.app = app
 	return f
@@ -105,7 +111,7 @@ func TestGateway(t *testing.T) {
 
 	rec, body := f.do(t, http.MethodGet, "/v1/agent-geo/geo/192.0.2.1?x=1", key)
 	assert.Equal(t, 200, rec.Code, body)
-	assert.Equal(t, `agent-geo /geo/192.0.2.1 auth=""`, body, "proxied, without the key")
+	assert.Equal(t, `agent-geo /geo/192.0.2.1 auth="" raw=/geo/192.0.2.1`, body, "proxied, without the key")
 
 	rec, _ = f.do(t, http.MethodGet, "/v1/agent-geo/geo/1", "")
 	assert.Equal(t, 401, rec.Code, "no key")
