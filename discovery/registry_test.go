@@ -155,7 +155,7 @@ func TestRegistry_ReloadAndWatch(t *testing.T) {
 	defer cancel()
 	reports := make(chan error, 10)
 	go reg.Watch(ctx, 5*time.Millisecond, func(err error) { reports <- err })
-	require.NoError(t, os.WriteFile(path, []byte("[[service]]\nname = \"a\"\nport = 4001\n"), 0o644))
+	writeAtomically(t, path, "[[service]]\nname = \"a\"\nport = 4001\n")
 	future := time.Now().Add(time.Hour) // a new mtime even on coarse clocks
 	require.NoError(t, os.Chtimes(path, future, future))
 	select {
@@ -168,6 +168,15 @@ func TestRegistry_ReloadAndWatch(t *testing.T) {
 	assert.Equal(t, "tcp:127.0.0.1:4001", ep.String())
 	assert.NoError(t, reg.LastError())
 	assert.False(t, errors.Is(reg.LastError(), os.ErrNotExist))
+}
+
+// writeAtomically replaces path with body in one rename, as an editor or a
+// deploy tool should.
+func writeAtomically(t *testing.T, path, body string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, []byte(body), 0o644))
+	require.NoError(t, os.Rename(tmp, path))
 }
 
 func writeFile(t *testing.T, body string) string {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/sys/unix"
 	"github.com/mattn/go-sqlite3"
 )
 
@@ -97,8 +98,14 @@ func prepareFile(path string) (string, error) {
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 		return "", fmt.Errorf("logger: open %s: is a directory: give the path of a file inside it, such as %s", path, filepath.Join(path, "flotilla.db"))
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+	dir := filepath.Dir(abs)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("logger: open %s: create folder: %w", path, err)
+	}
+	// SQLite says "no such file or directory" for a folder it may not
+	// write; say what is wrong instead.
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return "", fmt.Errorf("logger: open %s: folder %s exists, but this user (uid %d) cannot create files in it (%w): make it writable for the service's user, with chown or chmod", path, dir, os.Geteuid(), err)
 	}
 	return abs, nil
 }

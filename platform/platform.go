@@ -243,6 +243,9 @@ func listen(ctx context.Context, c *config) (net.Listener, error) {
 		return nil, fmt.Errorf("platform: %s: nowhere to listen: set FLOTILLA_LISTEN (such as :3034 or unix:/run/flotilla/%[1]s.sock) or PORT, or give a port map with FLOTILLA_REGISTRY", c.service)
 	}
 	ln, err := c.reg.Listen(ctx, c.service)
+	if errors.Is(err, discovery.ErrUnknownService) {
+		return nil, fmt.Errorf("platform: %w; or give the service its place with FLOTILLA_LISTEN (such as unix:/run/flotilla/%s.sock or :3034) or PORT", err, c.service)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("platform: %w", err)
 	}

@@ -526,7 +526,7 @@ func TestRun_RequestLogReadOnlyFolder(t *testing.T) {
 		s = start(t, "agent-geo", env...)
 	}
 	s.at("tcp", "127.0.0.1:"+port)
-	logUnavailableThenFixed(t, s, db, "writable", func() {
+	logUnavailableThenFixed(t, s, db, "cannot create files in it", func() {
 		// The operator fixes the folder.
 		if os.Geteuid() == 0 {
 			require.NoError(t, os.Chown(ro, 65534, 65534))

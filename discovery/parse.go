@@ -1,0 +1,516 @@
+package discovery
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// The keys a port map may hold, in the order the docs list them.
+var (
+	serviceKeys  = []string{"name", "port", "host", "socket", "srv", "public", "health", "tags"}
+	defaultsKeys = []string{"db", "host", "socket_dir", "base_port"}
+	topKeys      = []string{"defaults", "service"}
+)
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// problems collects what is wrong with a file, each at its line.
+type problems struct {
+	path string
+	list []Problem
+}
+
+func (p *problems) add(line int, format string, args ...any) {
+	p.list = append(p.list, Problem{File: p.path, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	sort.SliceStable(p.list, func(i, j int) bool { return p.list[i].Line < p.list[j].Line })
+	return &ValidationError{Problems: p.list}
+}
+
+// table is a TOML table with the line of each of its keys.
+type table struct {
+	line   int // the table's own line
+	values map[string]any
+	lines  map[string]int
+}
+
+// keyLine is the line of key, or of the table when the key is absent.
+func (t *table) keyLine(key string) int {
+	if l := t.lines[key]; l > 0 {
+		return l
+	}
+	return t.line
+}
+
+// parse decodes and validates a registry, collecting every problem. It
+// reads the file once as values and once as syntax, for the lines; both
+// passes are linear in the file's size.
+func parse(path string, data []byte) ([]Service, Defaults, error) {
+	probs := &problems{path: path}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte-order mark
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, _ := de.Position()
+			probs.add(row, "%s", strings.TrimPrefix(de.Error(), "toml: "))
+		} else {
+			probs.add(0, "%v", err)
+		}
+		return nil, Defaults{}, probs.err()
+	}
+	lines := keyLines(data)
+	top := &table{line: 1, values: doc, lines: lines.top}
+	unknownKeys(probs, top, "", topKeys)
+
+	defaults := &table{line: lines.defaults, values: map[string]any{}, lines: lines.defaultsKeys}
+	if v, ok := doc["defaults"]; ok {
+		if m, ok := v.(map[string]any); ok {
+			defaults.values = m
+		} else {
+			probs.add(top.keyLine("defaults"), "defaults must be a table ([defaults]), not %s", kind(v))
+		}
+	}
+	var services []*table
+	if v, ok := doc["service"]; ok {
+		list, ok := v.([]any)
+		if !ok {
+			probs.add(top.keyLine("service"), "service must be a list of tables ([[service]]), not %s", kind(v))
+		}
+		for i, e := range list {
+			s := &table{line: lines.line(i), values: map[string]any{}, lines: lines.serviceKeys(i)}
+			if m, ok := e.(map[string]any); ok {
+				s.values = m
+			} else {
+				probs.add(s.line, "service %d must be a table, not %s", i+1, kind(e))
+			}
+			services = append(services, s)
+		}
+	}
+	if len(services) == 0 && len(probs.list) == 0 {
+		probs.add(0, "no service: a port map lists at least one [[service]] with a name")
+	}
+	d := readDefaults(probs, defaults, filepath.Dir(path))
+	out := readServices(probs, services, d, filepath.Dir(path))
+	if err := probs.err(); err != nil {
+		return nil, Defaults{}, err
+	}
+	return out, d, nil
+}
+
+func readDefaults(probs *problems, t *table, dir string) Defaults {
+	unknownKeys(probs, t, "defaults.", defaultsKeys)
+	f := fields{probs: probs, t: t, what: "[defaults]"}
+	d := Defaults{DB: absIn(dir, f.str("db")), Host: f.str("host"), SocketDir: absIn(dir, f.str("socket_dir"))}
+	if d.Host == "" {
+		d.Host = DefaultHost
+	}
+	if p, ok := f.int("base_port"); ok {
+		d.BasePort = int(p)
+		if p < 1 || p > 65535 {
+			probs.add(t.keyLine("base_port"), "base_port %d is not a port from 1 to 65535", p)
+		}
+	}
+	return d
+}
+
+func readServices(probs *problems, tables []*table, d Defaults, dir string) []Service {
+	var services []Service
+	names := map[string]int{} // name -> line
+	ports := map[string]string{}
+	sockets := map[string]string{}
+	next := d.BasePort
+	for _, t := range tables {
+		typos := unknownKeys(probs, t, "service.", serviceKeys)
+		f := fields{probs: probs, t: t}
+		name := f.str("name")
+		f.what = fmt.Sprintf("service %q", name)
+		svc := Service{Name: name, Public: f.bool("public"), Health: f.str("health"), Tags: f.strs("tags"), Line: t.line}
+		if svc.Health == "" {
+			svc.Health = DefaultHealthPath
+		} else if !strings.HasPrefix(svc.Health, "/") {
+			probs.add(t.keyLine("health"), "service %q: health path %q must start with /", name, svc.Health)
+		}
+		switch {
+		case name == "" && t.lines["name"] == 0:
+			probs.add(t.line, "a [[service]] without name: add name = \"...\"")
+		case !dnsLabel.MatchString(name):
+			probs.add(t.keyLine("name"), "service name %q is not a DNS label: use lowercase letters, digits and '-', at most 63, not starting or ending with '-'", name)
+		}
+		if first, dup := names[name]; dup && name != "" {
+			probs.add(t.keyLine("name"), "service %q is listed twice (first at line %d)", name, first)
+		} else {
+			names[name] = t.keyLine("name")
+		}
+		port, hasPort := f.int("port")
+		socket, srv := f.str("socket"), f.str("srv")
+		if _, set := t.values["port"]; set && !hasPort {
+			continue // its type is wrong, and said so
+		}
+		given := 0
+		for _, set := range []bool{hasPort, socket != "", srv != ""} {
+			if set {
+				given++
+			}
+		}
+		if given > 1 {
+			probs.add(t.line, "service %q: give only one of port, socket and srv", name)
+			continue
+		}
+		host := f.str("host")
+		if host == "" {
+			host = d.Host
+		}
+		switch {
+		case hasPort:
+			if port < 1 || port > 65535 {
+				probs.add(t.keyLine("port"), "service %q: port %d is not from 1 to 65535", name, port)
+				continue
+			}
+			svc.Endpoint = Endpoint{Network: "tcp", Address: joinHostPort(host, int(port))}
+		case socket != "":
+			svc.Endpoint = Endpoint{Network: "unix", Address: absIn(dir, socket)}
+		case srv != "":
+			svc.Endpoint = Endpoint{Network: "srv", Address: srv}
+		case d.SocketDir != "":
+			svc.Endpoint = Endpoint{Network: "unix", Address: filepath.Join(d.SocketDir, name+".sock")}
+		case d.BasePort > 0:
+			if next > 65535 {
+				probs.add(t.line, "service %q: base_port %d leaves no port for it", name, d.BasePort)
+				continue
+			}
+			svc.Endpoint = Endpoint{Network: "tcp", Address: joinHostPort(host, next)}
+			next++
+		default:
+			if typos == 0 { // else a misspelt key is the likely cause, and said
+				probs.add(t.line, "service %q has no port, socket or srv, and [defaults] sets neither socket_dir nor base_port", name)
+			}
+			continue
+		}
+		switch svc.Endpoint.Network {
+		case "tcp":
+			h, p, _ := strings.Cut(svc.Endpoint.Address[strings.LastIndex(svc.Endpoint.Address, "]")+1:], ":")
+			h = svc.Endpoint.Address[:len(svc.Endpoint.Address)-len(p)-1]
+			l := t.keyLine("port")
+			for _, k := range []string{h + ":" + p, "*:" + p} {
+				if other, dup := ports[k]; dup {
+					probs.add(l, "service %q: port %s is already used by %q", name, p, other)
+					break
+				}
+			}
+			ports[h+":"+p] = name
+			if wildcard(h) { // a wildcard takes the port on every address
+				ports["*:"+p] = name
+				for k, other := range ports {
+					if strings.HasSuffix(k, ":"+p) && k != h+":"+p && k != "*:"+p && other != name {
+						probs.add(l, "service %q: port %s on every address clashes with %q", name, p, other)
+						break
+					}
+				}
+			}
+		case "unix":
+			l := t.keyLine("socket")
+			a := svc.Endpoint.Address
+			if strings.ContainsFunc(a, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				probs.add(l, "service %q: socket path %q has a control character (such as a NUL)", name, a)
+			}
+			if len(a) > MaxSocketPath {
+				probs.add(l, "service %q: socket path %s is %d bytes, longer than the OS limit of %d: use a shorter folder such as /run/flotilla", name, a, len(a), MaxSocketPath)
+			}
+			if other, dup := sockets[a]; dup {
+				probs.add(l, "service %q: socket %s is already used by %q", name, a, other)
+			}
+			sockets[a] = name
+		}
+		services = append(services, svc)
+	}
+	return services
+}
+
+func wildcard(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
+
+func absIn(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	a, err := filepath.Abs(filepath.Join(dir, p))
+	if err != nil {
+		return filepath.Join(dir, p)
+	}
+	return a
+}
+
+// unknownKeys reports the keys of t that are not in known, each with the
+// nearest known key when one is close, and returns how many there are.
+func unknownKeys(probs *problems, t *table, prefix string, known []string) int {
+	n := 0
+	for k := range t.values {
+		if contains(known, k) {
+			continue
+		}
+		n++
+		msg := fmt.Sprintf("unknown key %q", prefix+k)
+		if near := nearest(k, known); near != "" {
+			msg += fmt.Sprintf(": did you mean %q?", near)
+		} else {
+			msg += ": the keys are " + strings.Join(known, ", ")
+		}
+		probs.add(t.keyLine(k), "%s", msg)
+	}
+	return n
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// nearest returns the known key within two edits of k, if any.
+func nearest(k string, known []string) string {
+	best, bestD := "", 3
+	for _, c := range known {
+		if d := editDistance(k, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// fields reads typed values of a table, reporting a wrong type in words.
+type fields struct {
+	probs *problems
+	t     *table
+	what  string // "[defaults]" or `service "x"`
+}
+
+func (f fields) wrong(key, want string, v any) {
+	who := f.what
+	if who == "" {
+		who = "service"
+	}
+	f.probs.add(f.t.keyLine(key), "%s: %s must be %s, not %s", who, key, want, kind(v))
+}
+
+func (f fields) str(key string) string {
+	v, ok := f.t.values[key]
+	if !ok {
+		return ""
+	}
+	s, ok := v.(string)
+	if !ok {
+		f.wrong(key, "a string in quotes", v)
+	}
+	return s
+}
+
+func (f fields) int(key string) (int64, bool) {
+	v, ok := f.t.values[key]
+	if !ok {
+		return 0, false
+	}
+	n, ok := v.(int64)
+	if !ok {
+		f.wrong(key, "a whole number, such as 3035", v)
+		return 0, false
+	}
+	return n, true
+}
+
+func (f fields) bool(key string) bool {
+	v, ok := f.t.values[key]
+	if !ok {
+		return false
+	}
+	b, ok := v.(bool)
+	if !ok {
+		f.wrong(key, "true or false", v)
+	}
+	return b
+}
+
+func (f fields) strs(key string) []string {
+	v, ok := f.t.values[key]
+	if !ok {
+		return nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		f.wrong(key, `a list of strings, such as ["a", "b"]`, v)
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			f.wrong(key, `a list of strings, such as ["a", "b"]`, e)
+			return nil
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// kind names a decoded TOML value's type as a user reads it.
+func kind(v any) string {
+	switch v := v.(type) {
+	case string:
+		return "a string (" + strconv.Quote(v) + ")"
+	case int64:
+		return "a number (" + strconv.FormatInt(v, 10) + ")"
+	case float64:
+		return "a decimal number"
+	case bool:
+		return "a boolean (" + strconv.FormatBool(v) + ")"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a table"
+	default:
+		return "a date or time"
+	}
+}
+
+// layoutLines are the lines of the keys of a port map.
+type layoutLines struct {
+	top, defaultsKeys map[string]int
+	defaults          int
+	services          []int            // the line of each service's table
+	serviceKey        []map[string]int // and of each of its keys
+}
+
+func (l *layoutLines) line(i int) int {
+	if i < len(l.services) {
+		return l.services[i]
+	}
+	return 0
+}
+
+func (l *layoutLines) serviceKeys(i int) map[string]int {
+	if i < len(l.serviceKey) {
+		return l.serviceKey[i]
+	}
+	return nil
+}
+
+// keyLines finds the line of every key of the port map in one pass over
+// the syntax, with the [[service]] and service = [{...}] forms alike.
+func keyLines(data []byte) *layoutLines {
+	starts := []int{0} // byte offset of each line
+	for i, b := range data {
+		if b == '\n' {
+			starts = append(starts, i+1)
+		}
+	}
+	lineOf := func(off uint32) int { return sort.SearchInts(starts, int(off)+1) }
+	out := &layoutLines{top: map[string]int{}, defaultsKeys: map[string]int{}}
+	newService := func(line int) map[string]int {
+		m := map[string]int{}
+		out.services = append(out.services, line)
+		out.serviceKey = append(out.serviceKey, m)
+		return m
+	}
+	keyOf := func(n *unstable.Node) (string, int) {
+		var parts []string
+		line := 0
+		for it := n.Key(); it.Next(); {
+			parts = append(parts, string(it.Node().Data))
+			if line == 0 {
+				line = lineOf(it.Node().Raw.Offset)
+			}
+		}
+		return strings.Join(parts, "."), line
+	}
+	var p unstable.Parser
+	p.Reset(data)
+	table := ""
+	var svc map[string]int
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.ArrayTable, unstable.Table:
+			k, line := keyOf(e)
+			table = k
+			switch {
+			case e.Kind == unstable.ArrayTable && k == "service":
+				svc = newService(line)
+			case k == "defaults":
+				out.defaults = line
+				out.top["defaults"] = line
+			default:
+				out.top[strings.SplitN(k, ".", 2)[0]] = line
+			}
+		case unstable.KeyValue:
+			k, line := keyOf(e)
+			switch table {
+			case "service":
+				svc[k] = line
+			case "defaults":
+				out.defaultsKeys[k] = line
+			case "":
+				out.top[k] = line
+				if k == "service" && e.Value().Kind == unstable.Array {
+					// service = [{ name = "a", port = 1 }, ...]
+					for it := e.Value().Children(); it.Next(); {
+						elem := it.Node()
+						m := newService(line)
+						if elem.Kind != unstable.InlineTable {
+							continue
+						}
+						first := true
+						for kv := elem.Children(); kv.Next(); {
+							ek, el := keyOf(kv.Node())
+							m[ek] = el
+							if first {
+								out.services[len(out.services)-1] = el
+								first = false
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,152 @@
+package discovery_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/discovery"
+)
+
+func problems(t *testing.T, body string) []string {
+	t.Helper()
+	_, err := discovery.Load(writeFile(t, body))
+	var ve *discovery.ValidationError
+	require.ErrorAs(t, err, &ve, "%v", err)
+	var out []string
+	for _, p := range ve.Problems {
+		out = append(out, fmt.Sprintf("%d: %s", p.Line, p.Msg))
+	}
+	return out
+}
+
+// An unknown key does not hide the other problems; it comes with the key
+// it most likely meant.
+func TestLoad_EveryProblemAtOnce(t *testing.T) {
+	got := problems(t, `[[service]]
+name = "geo"
+prot = 3035
+
+[[service]]
+name = "feeds"
+port = 3036
+
+[[service]]
+name = "Bad_Name"
+port = 3036
+`)
+	require.Len(t, got, 3, "%q", got)
+	assert.Equal(t, `3: unknown key "service.prot": did you mean "port"?`, got[0])
+	assert.Contains(t, got[1], `10: service name "Bad_Name" is not a DNS label`)
+	assert.Contains(t, got[2], `11: service "Bad_Name": port 3036 is already used by "feeds"`)
+}
+
+func TestLoad_SmallerProblems(t *testing.T) {
+	// A byte-order mark is fine.
+	_, err := discovery.Load(writeFile(t, "\xef\xbb\xbf[[service]]\nname = \"a\"\nport = 4000\n"))
+	assert.NoError(t, err)
+
+	// A NUL in a socket path is not.
+	got := problems(t, "[[service]]\nname = \"a\"\nsocket = \"/run/a\\u0000.sock\"\n")
+	require.Len(t, got, 1)
+	assert.Contains(t, got[0], "3: ")
+	assert.Contains(t, got[0], "control character")
+
+	// Types in words, not Go's.
+	got = problems(t, "[[service]]\nname = \"a\"\nport = \"eighty\"\npublic = \"yes\"\n")
+	require.Len(t, got, 2)
+	assert.Equal(t, `3: service "a": port must be a whole number, such as 3035, not a string ("eighty")`, got[0])
+	assert.Equal(t, `4: service "a": public must be true or false, not a string ("yes")`, got[1])
+	for _, p := range got {
+		assert.NotContains(t, p, "struct")
+	}
+
+	// The inline form has lines too.
+	got = problems(t, "service = [\n  { name = \"a\", port = 4000 },\n  { name = \"a\", port = 4001 },\n]\n")
+	require.Len(t, got, 1)
+	assert.Equal(t, `3: service "a" is listed twice (first at line 2)`, got[0])
+
+	// The same port on two addresses is no conflict; on a wildcard it is.
+	_, err = discovery.Load(writeFile(t, "[[service]]\nname = \"a\"\nhost = \"127.0.0.1\"\nport = 4000\n[[service]]\nname = \"b\"\nhost = \"127.0.0.2\"\nport = 4000\n"))
+	assert.NoError(t, err)
+	got = problems(t, "[[service]]\nname = \"a\"\nport = 4000\n[[service]]\nname = \"b\"\nhost = \"0.0.0.0\"\nport = 4000\n")
+	require.Len(t, got, 1)
+	assert.Contains(t, got[0], `7: service "b": port 4000 on every address clashes with "a"`)
+}
+
+// A map with no service is an error naming the file, and Watch keeps the
+// last good map through it, as through a file caught half-written.
+func TestLoad_EmptyMap(t *testing.T) {
+	for _, body := range []string{"", "\n# nothing yet\n", "[defaults]\nsocket_dir = \"run\"\n"} {
+		path := writeFile(t, body)
+		_, err := discovery.Load(path)
+		require.Error(t, err, "%q", body)
+		assert.Contains(t, err.Error(), path)
+		assert.Contains(t, err.Error(), "no service")
+	}
+
+	path := writeFile(t, "[[service]]\nname = \"a\"\nport = 4000\n")
+	reg, err := discovery.Load(path)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reports := make(chan error, 10)
+	go reg.Watch(ctx, 5*time.Millisecond, func(err error) { reports <- err })
+	require.NoError(t, os.Truncate(path, 0)) // ": > flotilla.toml"
+	select {
+	case err := <-reports:
+		assert.ErrorContains(t, err, "no service")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not read the emptied file")
+	}
+	ep, err := reg.Lookup("a")
+	require.NoError(t, err)
+	assert.Equal(t, "tcp:127.0.0.1:4000", ep.String(), "the last good map is kept")
+}
+
+// 10,000 services parse in linear time (the figure is in
+// BenchmarkLoad_10000).
+func TestLoad_ManyServices(t *testing.T) {
+	path := writeFile(t, bigMap(10000, false))
+	reg, err := discovery.Load(path)
+	require.NoError(t, err)
+	assert.Len(t, reg.Services(), 10000)
+	s, _ := reg.Service("svc-9999")
+	assert.Equal(t, 4*9999+1, s.Line)
+
+	_, err = discovery.Load(writeFile(t, bigMap(10000, true)))
+	var ve *discovery.ValidationError
+	require.ErrorAs(t, err, &ve)
+	assert.Len(t, ve.Problems, 9999, "every duplicate port")
+}
+
+func bigMap(n int, samePort bool) string {
+	var b strings.Builder
+	for i := range n {
+		port := 10000 + i
+		if samePort {
+			port = 10000
+		}
+		fmt.Fprintf(&b, "[[service]]\nname = \"svc-%d\"\nport = %d\n\n", i, port)
+	}
+	return b.String()
+}
+
+func BenchmarkLoad_10000(b *testing.B) {
+	for _, dup := range []bool{false, true} {
+		b.Run(map[bool]string{false: "distinct", true: "duplicate-ports"}[dup], func(b *testing.B) {
+			dir := b.TempDir()
+			path := dir + "/flotilla.toml"
+			require.NoError(b, os.WriteFile(path, []byte(bigMap(10000, dup)), 0o644))
+			for b.Loop() {
+				discovery.Load(path)
+			}
+		})
+	}
+}
