@@ -92,8 +92,8 @@ type Report struct {
 func start(ctx context.Context, cfg config, out io.Writer) (*fleet, error) {
 	f := &fleet{cfg: cfg, out: out, expected: map[[2]string]int{}}
 	bin := filepath.Join(cfg.dir, "bin")
-	for _, d := range []string{bin, filepath.Join(cfg.dir, "logs")} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
+	for _, d := range []string{cfg.dir, bin, filepath.Join(cfg.dir, "logs")} {
+		if err := safeDir(d); err != nil {
 			return nil, err
 		}
 	}
@@ -198,7 +198,7 @@ func writeRegistry(path string, n int, bench bool) error {
 			return err
 		}
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	return writeFile(path, []byte(b.String()), 0o600)
 }
 
 func freePort() (int, error) {
@@ -226,7 +226,7 @@ func moduleRoot() (string, error) {
 func (f *fleet) launch() error {
 	regPath := filepath.Join(f.cfg.dir, "flotilla.toml")
 	for _, m := range f.members {
-		logf, err := os.OpenFile(filepath.Join(f.cfg.dir, "logs", m.name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		logf, err := os.OpenFile(filepath.Join(f.cfg.dir, "logs", m.name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return err
 		}
