@@ -50,3 +50,21 @@ func TestParseEndpoint_Bad(t *testing.T) {
 		assert.Contains(t, err.Error(), want, in)
 	}
 }
+
+// Any text as an endpoint: an error, or an endpoint whose String parses
+// back to itself.
+func FuzzParseEndpoint(f *testing.F) {
+	for _, s := range []string{"unix:/run/a.sock", "tcp:127.0.0.1:80", ":3034", "3034", "[::1]:80", "srv:_http._tcp.x", "unix:", "tcp:host:99999", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ep, err := discovery.ParseEndpoint(s)
+		if err != nil {
+			return
+		}
+		again, err := discovery.ParseEndpoint(ep.String())
+		if err != nil || again != ep {
+			t.Fatalf("%q parsed as %v, whose String %q parses as %v, %v", s, ep, ep.String(), again, err)
+		}
+	})
+}

@@ -472,6 +472,7 @@ func keyLines(data []byte) *layoutLines {
 		case unstable.ArrayTable, unstable.Table:
 			k, line := keyOf(e)
 			table = k
+			svc = nil
 			switch {
 			case e.Kind == unstable.ArrayTable && k == "service":
 				svc = newService(line)
@@ -485,7 +486,9 @@ func keyLines(data []byte) *layoutLines {
 			k, line := keyOf(e)
 			switch table {
 			case "service":
-				svc[k] = line
+				if svc != nil { // else [service], not [[service]]: an error of its own
+					svc[k] = line
+				}
 			case "defaults":
 				out.defaultsKeys[k] = line
 			case "":

@@ -171,7 +171,10 @@ func clientGone(c echo.Context, err error) bool {
 	if c.Response().Committed || !errors.Is(err, context.Canceled) {
 		return false
 	}
-	return errors.Is(c.Request().Context().Err(), context.Canceled)
+	ctx := c.Request().Context()
+	// A context canceled with a deadline as its cause ended on the
+	// server's timeout, not by the client.
+	return errors.Is(ctx.Err(), context.Canceled) && !errors.Is(context.Cause(ctx), context.DeadlineExceeded)
 }
 
 // Canonical header keys, as net/http stores them.
