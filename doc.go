@@ -14,8 +14,8 @@
 //   - breaker: a circuit-breaking HTTP client for calls to sibling services;
 //   - discovery: the port map as one file the code reads, listeners on unix
 //     sockets or ports, and calling services by name;
-//   - platform: Run(app, name), which wires the four together and owns the
-//     process lifecycle.
+//   - platform: Main(app, name), which wires the four together and owns the
+//     process lifecycle (Run, for callers that handle its error).
 //
 // The leaf packages (logger, health, breaker, discovery) import none of each
 // other and are useful alone; platform is the only one that reads the
