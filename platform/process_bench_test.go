@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -122,4 +124,142 @@ func freePortB(b *testing.B) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// BenchmarkRestartFleet starts 100 hello services, then SIGHUPs every one of
+// them at once, three times. It reports how long the slowest old process
+// took to exit after its signal, and how many outlived the shutdown timeout
+// (DefaultShutdownTimeout); each round also sends one request to every
+// service while the successors start, so that every old process has a
+// connection to drain.
+func BenchmarkRestartFleet(b *testing.B) {
+	const services, rounds = 100, 3
+	bin := buildHello(b, "")
+	dir := b.TempDir()
+	for range b.N {
+		pids := make([]int, services)
+		bases := make([]string, services)
+		logs := make([]*lockedLog, services)
+		for i := range services {
+			logs[i] = &lockedLog{}
+			cmd, base := startHelloLogged(b, bin, dir, logs[i])
+			go cmd.Wait() // reap the first generation
+			pids[i], bases[i] = cmd.Process.Pid, base
+		}
+		var slowest time.Duration
+		late := 0
+		for round := range rounds {
+			began := time.Now()
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGHUP)
+			}
+			for _, base := range bases {
+				if res, err := http.Get(base + "/hello"); err == nil {
+					res.Body.Close()
+				}
+			}
+			for i, old := range pids {
+				succ := waitHandedOver(b, logs[i], old, round)
+				for alive(old) {
+					if time.Since(began) > 2*DefaultShutdownTimeoutForBench {
+						b.Fatalf("round %d: old process %d still alive after %v", round, old, time.Since(began))
+					}
+					time.Sleep(time.Millisecond)
+				}
+				if d := time.Since(began); d > slowest {
+					slowest = d
+				}
+				if time.Since(began) > DefaultShutdownTimeoutForBench {
+					late++
+				}
+				pids[i] = succ
+			}
+		}
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGTERM)
+		}
+		for _, pid := range pids {
+			for alive(pid) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		b.ReportMetric(slowest.Seconds(), "slowest-old-exit-s")
+		b.ReportMetric(float64(late), "over-timeout")
+	}
+}
+
+// DefaultShutdownTimeoutForBench mirrors platform.DefaultShutdownTimeout,
+// which the hello services run with.
+const DefaultShutdownTimeoutForBench = 10 * time.Second
+
+type lockedLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func startHelloLogged(b *testing.B, bin, dir string, log *lockedLog) (*exec.Cmd, string) {
+	b.Helper()
+	port := strconv.Itoa(freePortB(b))
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "PORT="+port, "FLOTILLA_DB="+filepath.Join(dir, "flotilla.db"), "FLOTILLA_REGISTRY=")
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	base := "http://127.0.0.1:" + port
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(base + "/health")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return cmd, base
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("not healthy: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+var handedOver = regexp.MustCompile(`"msg":"handed over to pid (\d+)"`)
+
+// waitHandedOver returns the successor's pid from the round-th hand-over
+// line of a service's log.
+func waitHandedOver(b *testing.B, log *lockedLog, old, round int) int {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if m := handedOver.FindAllStringSubmatch(log.String(), -1); len(m) > round {
+			pid, _ := strconv.Atoi(m[round][1])
+			return pid
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("pid %d: no hand-over in round %d:\n%s", old, round, log.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// alive reports whether pid runs: it exists and is not a zombie.
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

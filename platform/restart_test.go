@@ -39,8 +39,6 @@ func startedPIDs(t *testing.T, path string) []int {
 	return pids
 }
 
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
-
 // A load loop over the unix socket across 5 SIGHUP restarts: not one
 // request fails, and every request is in the log.
 func TestRun_ZeroDowntimeRestart(t *testing.T) {
