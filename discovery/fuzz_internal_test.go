@@ -19,7 +19,7 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		services, _, err := parse("/etc/flotilla.toml", data)
+		services, _, _, err := parse("/etc/flotilla.toml", data)
 		if err == nil {
 			if len(services) == 0 {
 				t.Fatal("a map with no service was accepted")

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+	"golang.org/x/sys/unix"
 )
 
 // The keys a port map may hold, in the order the docs list them.
@@ -59,7 +62,7 @@ func (t *table) keyLine(key string) int {
 // parse decodes and validates a registry, collecting every problem. It
 // reads the file once as values and once as syntax, for the lines; both
 // passes are linear in the file's size.
-func parse(path string, data []byte) ([]Service, Defaults, error) {
+func parse(path string, data []byte) ([]Service, Defaults, []Problem, error) {
 	probs := &problems{path: path}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte-order mark
 	var doc map[string]any
@@ -71,7 +74,7 @@ func parse(path string, data []byte) ([]Service, Defaults, error) {
 		} else {
 			probs.add(0, "%v", err)
 		}
-		return nil, Defaults{}, probs.err()
+		return nil, Defaults{}, nil, probs.err()
 	}
 	lines := keyLines(data)
 	top := &table{line: 1, values: doc, lines: lines.top}
@@ -105,11 +108,13 @@ func parse(path string, data []byte) ([]Service, Defaults, error) {
 		probs.add(0, "no service: a port map lists at least one [[service]] with a name")
 	}
 	d := readDefaults(probs, defaults, filepath.Dir(path))
-	out := readServices(probs, services, d, filepath.Dir(path))
+	warns := &problems{path: path}
+	out := readServices(probs, warns, services, d, filepath.Dir(path))
 	if err := probs.err(); err != nil {
-		return nil, Defaults{}, err
+		return nil, Defaults{}, nil, err
 	}
-	return out, d, nil
+	warns.err() // sorts them
+	return out, d, warns.list, nil
 }
 
 func readDefaults(probs *problems, t *table, dir string) Defaults {
@@ -128,7 +133,7 @@ func readDefaults(probs *problems, t *table, dir string) Defaults {
 	return d
 }
 
-func readServices(probs *problems, tables []*table, d Defaults, dir string) []Service {
+func readServices(probs, warns *problems, tables []*table, d Defaults, dir string) []Service {
 	var services []Service
 	names := map[string]int{} // name -> line
 	ports := map[string]string{}
@@ -140,6 +145,9 @@ func readServices(probs *problems, tables []*table, d Defaults, dir string) []Se
 		name := f.str("name")
 		f.what = fmt.Sprintf("service %q", name)
 		svc := Service{Name: name, Public: f.bool("public"), Health: f.str("health"), Tags: f.strs("tags"), Line: t.line}
+		if _, set := t.values["health"]; set && svc.Health == "" && svc.Public {
+			warns.add(t.keyLine("health"), "public service %q has no health path: nginx and monitors cannot tell whether it is up; remove health = \"\" to use %s", name, DefaultHealthPath)
+		}
 		if svc.Health == "" {
 			svc.Health = DefaultHealthPath
 		} else if !strings.HasPrefix(svc.Health, "/") {
@@ -182,6 +190,9 @@ func readServices(probs *problems, tables []*table, d Defaults, dir string) []Se
 				continue
 			}
 			svc.Endpoint = Endpoint{Network: "tcp", Address: joinHostPort(host, int(port))}
+			if port < 1024 && f.str("host") == "" {
+				warns.add(t.keyLine("port"), "service %q: port %d is below 1024, which only root (or CAP_NET_BIND_SERVICE) may bind on %s: choose a port above 1024 behind nginx, or give its host", name, port, host)
+			}
 		case socket != "":
 			svc.Endpoint = Endpoint{Network: "unix", Address: absIn(dir, socket)}
 		case srv != "":
@@ -235,6 +246,9 @@ func readServices(probs *problems, tables []*table, d Defaults, dir string) []Se
 				probs.add(l, "service %q: socket %s is already used by %q", name, a, other)
 			}
 			sockets[a] = name
+			if w := socketDirProblem(filepath.Dir(a)); w != "" {
+				warns.add(l, "service %q: socket folder %s %s", name, filepath.Dir(a), w)
+			}
 		}
 		services = append(services, svc)
 	}
@@ -516,4 +530,22 @@ func keyLines(data []byte) *layoutLines {
 		}
 	}
 	return out
+}
+
+// socketDirProblem says why a service could not create its socket in dir
+// now, or "" when it can.
+func socketDirProblem(dir string) string {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "does not exist: create it (systemd's RuntimeDirectory= does), or the service creates it when it may"
+	case err != nil:
+		return fmt.Sprintf("cannot be read: %v", err)
+	case !fi.IsDir():
+		return "is not a folder"
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Sprintf("is not writable by this user (uid %d): services running as another user may still write it", os.Geteuid())
+	}
+	return ""
 }

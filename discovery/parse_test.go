@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -149,4 +150,51 @@ func BenchmarkLoad_10000(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Valid but likely wrong: each warning at its line, and the map still loads.
+func TestLoad_Warnings(t *testing.T) {
+	dir := t.TempDir()
+	locked := filepath.Join(dir, "locked")
+	require.NoError(t, os.Mkdir(locked, 0o500))
+	path := filepath.Join(dir, "flotilla.toml")
+	require.NoError(t, os.WriteFile(path, []byte(`[[service]]
+name = "web"
+port = 80
+public = true
+health = ""
+
+[[service]]
+name = "ok"
+port = 80
+host = "10.0.0.2"
+
+[[service]]
+name = "missing"
+socket = "`+dir+`/nope/missing.sock"
+
+[[service]]
+name = "ro"
+socket = "`+locked+`/ro.sock"
+`), 0o600))
+	reg, err := discovery.Load(path)
+	require.NoError(t, err)
+	var got []string
+	for _, w := range reg.Warnings() {
+		got = append(got, fmt.Sprintf("%d %s", w.Line, w.Msg))
+	}
+	require.Len(t, got, 3+boolInt(os.Geteuid() != 0), "%q", got)
+	assert.Contains(t, got[0], `3 service "web": port 80 is below 1024`)
+	assert.Contains(t, got[1], `5 public service "web" has no health path`)
+	assert.Contains(t, got[2], "14 service \"missing\": socket folder "+dir+"/nope does not exist")
+	if os.Geteuid() != 0 { // root writes anywhere
+		assert.Contains(t, got[3], "18 service \"ro\": socket folder "+locked+" is not writable")
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,6 +116,7 @@ type Registry struct {
 	services []Service
 	byName   map[string]int
 	defaults Defaults
+	warnings []Problem
 	modTime  time.Time
 	size     int64
 	lastErr  error
@@ -153,7 +155,7 @@ func (r *Registry) Reload() error {
 		r.setErr(err)
 		return err
 	}
-	services, defaults, err := parse(r.path, data)
+	services, defaults, warnings, err := parse(r.path, data)
 	if err != nil {
 		r.setErr(err)
 		return err
@@ -163,7 +165,7 @@ func (r *Registry) Reload() error {
 		byName[s.Name] = i
 	}
 	r.mu.Lock()
-	r.services, r.byName, r.defaults, r.modTime, r.size, r.lastErr = services, byName, defaults, fi.ModTime(), fi.Size(), nil
+	r.services, r.byName, r.defaults, r.warnings, r.modTime, r.size, r.lastErr = services, byName, defaults, warnings, fi.ModTime(), fi.Size(), nil
 	r.mu.Unlock()
 	return nil
 }
@@ -252,6 +254,17 @@ func (r *Registry) Defaults() Defaults {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.defaults
+}
+
+// Warnings returns what in the last good file is valid but likely wrong,
+// each at its line, as of when it was read: a socket folder that does not
+// exist or that this user cannot write, a port below 1024 on the default
+// host (binding it needs root), and a public service whose health path was
+// set to "". Warnings do not stop Load; flotilla check prints them.
+func (r *Registry) Warnings() []Problem {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Clone(r.warnings)
 }
 
 func joinHostPort(host string, port int) string {
