@@ -77,6 +77,28 @@ func child(mode string) int {
 				fmt.Printf("flushed %d\n", i+1)
 			}
 		}
+	case "write":
+		// Log n records, committing a batch every few records so that
+		// the batches of many such writers interleave.
+		s, err := logger.Open(path, logger.WithFlushInterval(time.Millisecond))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "open:", err)
+			return 1
+		}
+		for i := range n {
+			s.Log(tracedRecord(service, i))
+			if i%37 == 36 {
+				if err := s.Flush(context.Background()); err != nil {
+					fmt.Fprintln(os.Stderr, "flush:", err)
+					return 1
+				}
+			}
+		}
+		if err := s.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "close:", err)
+			return 1
+		}
+		return 0
 	case "open":
 		// Report the error of Open, for permission tests run as nobody.
 		s, err := logger.Open(path)

@@ -19,6 +19,11 @@ type ServiceSummary struct {
 	Errors int64
 	// ErrorRate is Errors / Hits, between 0 and 1.
 	ErrorRate float64
+	// ClientErrors is the number of requests answered with a 4xx status,
+	// 499 (the client went away) included.
+	ClientErrors int64
+	// ClientErrorRate is ClientErrors / Hits, between 0 and 1.
+	ClientErrorRate float64
 	// Streams is how many of the hits were upgraded connections (status
 	// 101, WebSockets say), whose duration is a whole session.
 	Streams int64
@@ -27,13 +32,18 @@ type ServiceSummary struct {
 	P50, P95, P99 time.Duration
 }
 
-// Summary returns, for every service with requests at or after since, its
-// hits, 5xx rate, upgraded connections and latency percentiles, ordered by
-// service name. It reads
-// only the covering index on (ts, service, status, duration_us), so it does
-// not touch the table rows and does not block writers.
+// Summary is Reader.Summary on the Store's read-only connections.
 func (s *Store) Summary(ctx context.Context, since time.Time) ([]ServiceSummary, error) {
-	rows, err := s.rdb.QueryContext(ctx,
+	return s.reader.Summary(ctx, since)
+}
+
+// Summary returns, for every service with requests at or after since, its
+// hits, 4xx and 5xx rates, upgraded connections and latency percentiles,
+// ordered by service name. It reads only the covering index on (ts,
+// service, status, duration_us), so it does not touch the table rows and
+// does not block writers.
+func (r *Reader) Summary(ctx context.Context, since time.Time) ([]ServiceSummary, error) {
+	rows, err := r.db.QueryContext(ctx,
 		`SELECT service, status, duration_us FROM requests INDEXED BY requests_ts_cover WHERE ts >= ?`,
 		since.UnixMicro())
 	if err != nil {
@@ -41,8 +51,8 @@ func (s *Store) Summary(ctx context.Context, since time.Time) ([]ServiceSummary,
 	}
 	defer rows.Close()
 	type acc struct {
-		errors, streams int64
-		durs            []int64
+		errors, clientErrors, streams int64
+		durs                          []int64
 	}
 	by := map[string]*acc{}
 	var (
@@ -65,6 +75,8 @@ func (s *Store) Summary(ctx context.Context, since time.Time) ([]ServiceSummary,
 			continue
 		case status >= 500:
 			a.errors++
+		case status >= 400:
+			a.clientErrors++
 		}
 		a.durs = append(a.durs, dur)
 	}
@@ -76,14 +88,16 @@ func (s *Store) Summary(ctx context.Context, since time.Time) ([]ServiceSummary,
 		slices.Sort(a.durs)
 		n := int64(len(a.durs)) + a.streams
 		out = append(out, ServiceSummary{
-			Service:   name,
-			Hits:      n,
-			Errors:    a.errors,
-			ErrorRate: float64(a.errors) / float64(n),
-			Streams:   a.streams,
-			P50:       rank(a.durs, 50),
-			P95:       rank(a.durs, 95),
-			P99:       rank(a.durs, 99),
+			Service:         name,
+			Hits:            n,
+			Errors:          a.errors,
+			ErrorRate:       float64(a.errors) / float64(n),
+			ClientErrors:    a.clientErrors,
+			ClientErrorRate: float64(a.clientErrors) / float64(n),
+			Streams:         a.streams,
+			P50:             rank(a.durs, 50),
+			P95:             rank(a.durs, 95),
+			P99:             rank(a.durs, 99),
 		})
 	}
 	slices.SortFunc(out, func(a, b ServiceSummary) int { return strings.Compare(a.Service, b.Service) })
@@ -107,34 +121,8 @@ func rank(sorted []int64, p int) time.Duration {
 const MaxTraceRows = 1000
 
 // ByTrace returns the requests of one trace, oldest first, at most
-// MaxTraceRows of them: the whole path of a request through the fleet.
+// MaxTraceRows of them: the whole path of a request through the fleet. It
+// is Reader.ByTrace on the Store's read-only connections.
 func (s *Store) ByTrace(ctx context.Context, traceID string) ([]Record, error) {
-	if traceID == "" {
-		return nil, nil
-	}
-	rows, err := s.rdb.QueryContext(ctx,
-		`SELECT `+columns+` FROM requests WHERE trace_id = ? AND trace_id <> '' ORDER BY ts, id LIMIT ?`,
-		traceID, MaxTraceRows)
-	if err != nil {
-		return nil, fmt.Errorf("logger: by trace: %w", err)
-	}
-	defer rows.Close()
-	var out []Record
-	for rows.Next() {
-		var (
-			r       Record
-			ts, dur int64
-		)
-		if err := rows.Scan(&ts, &r.Service, &r.Method, &r.Path, &r.Route, &r.Status, &dur,
-			&r.BytesIn, &r.BytesOut, &r.IP, &r.UserAgent, &r.RequestID, &r.TraceID, &r.Error); err != nil {
-			return nil, fmt.Errorf("logger: by trace: %w", err)
-		}
-		r.Time = time.UnixMicro(ts)
-		r.Duration = time.Duration(dur) * time.Microsecond
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("logger: by trace: %w", err)
-	}
-	return out, nil
+	return s.reader.ByTrace(ctx, traceID)
 }

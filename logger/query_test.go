@@ -54,6 +54,8 @@ func TestStore_Summary(t *testing.T) {
 	assert.Equal(t, int64(6), cf.Hits)
 	assert.Equal(t, int64(2), cf.Streams)
 	assert.Equal(t, int64(1), cf.Errors)
+	assert.Equal(t, int64(1), cf.ClientErrors, "the 404")
+	assert.InDelta(t, 1.0/6, cf.ClientErrorRate, 1e-9)
 	assert.Equal(t, 2*time.Second, cf.P50)
 	assert.Equal(t, 4*time.Second, cf.P99, "sessions are not latencies")
 

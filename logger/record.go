@@ -27,6 +27,9 @@ const (
 // Record is one HTTP request as stored in the requests table. The zero value
 // of a field is stored as 0 or the empty string.
 type Record struct {
+	// ID is the row's id in the requests table, in commit order; the
+	// Reader's queries set it, and Log ignores it.
+	ID int64
 	// Time is when the request started. The zero Time is replaced by the
 	// time the record is written.
 	Time time.Time

@@ -30,11 +30,12 @@ type Sink interface {
 // one BEGIN IMMEDIATE transaction on the writer's own connection, every DefaultFlushInterval or as soon as a
 // batch is full, retrying lock contention with backoff.
 type Store struct {
-	path string
-	opts options
-	log  *slog.Logger
-	wdb  *sql.DB // one connection: setup, pruning and checkpoints (the writer has bc)
-	rdb  *sql.DB // read-only connections for queries
+	path   string
+	opts   options
+	log    *slog.Logger
+	wdb    *sql.DB // one connection: setup, pruning and checkpoints (the writer has bc)
+	rdb    *sql.DB // read-only connections for queries
+	reader *Reader // queries on rdb
 
 	q    queue
 	wake chan struct{}
@@ -113,6 +114,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	s.rdb = newDB(abs, &o, true)
 	s.rdb.SetMaxOpenConns(4)
+	s.reader = &Reader{path: abs, db: s.rdb}
 	s.giveUp, s.cancel = context.WithCancel(context.Background())
 	go s.runWriter()
 	go s.runMaintenance()

@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	_ "embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"math"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -28,10 +30,39 @@ var page = template.Must(template.New("page").Funcs(template.FuncMap{
 // dashboard renders one page over the shared request log and the fleet's
 // health.
 type dashboard struct {
-	store *logger.Store
-	db    *sql.DB // read-only, for the time series
-	mon   *health.Monitor
-	now   func() time.Time
+	path string
+	db   *sql.DB // read-only, for the time series
+	mon  *health.Monitor
+	now  func() time.Time
+
+	mu sync.Mutex
+	r  *logger.Reader // opened once the file exists
+}
+
+// reader opens the log read-only the first time it exists.
+func (d *dashboard) reader() (*logger.Reader, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.r == nil {
+		r, err := logger.OpenReader(d.path)
+		if errors.Is(err, logger.ErrNoLog) {
+			return nil, echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
+		}
+		if err != nil {
+			return nil, err
+		}
+		d.r = r
+	}
+	return d.r, nil
+}
+
+func (d *dashboard) close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.r != nil {
+		d.r.Close()
+	}
+	d.db.Close()
 }
 
 // bucket is one bar of a chart.
@@ -72,19 +103,23 @@ func (d *dashboard) index(c echo.Context) error {
 	ctx := c.Request().Context()
 	since := d.now().Add(-window)
 	v := view{Window: name, Windows: []string{"1h", "24h"}, Health: d.mon.Snapshot()}
-	var err error
-	if v.Services, err = d.store.Summary(ctx, since); err != nil {
+	r, err := d.reader()
+	if err != nil {
+		return err
+	}
+	if v.Services, err = r.Summary(ctx, since); err != nil {
 		return err
 	}
 	if v.Requests, v.Latency, err = d.charts(ctx, since, window); err != nil {
 		return err
 	}
-	if v.Errors, err = d.recentErrors(ctx, since); err != nil {
+	if v.Errors, err = r.Requests(ctx, logger.Query{Since: since, MinStatus: 500, Limit: 20, Newest: true}); err != nil {
 		return err
 	}
+	slices.Reverse(v.Errors) // newest first
 	if id := c.QueryParam("trace"); id != "" {
 		v.TraceID = id
-		if v.Trace, err = d.store.ByTrace(ctx, id); err != nil {
+		if v.Trace, err = r.ByTrace(ctx, id); err != nil {
 			return err
 		}
 	}
@@ -129,25 +164,4 @@ func (d *dashboard) charts(ctx context.Context, since time.Time, window time.Dur
 		return ch
 	}
 	return bars("Requests", "req", counts), bars("Slowest request", "ms", slowest), nil
-}
-
-func (d *dashboard) recentErrors(ctx context.Context, since time.Time) ([]logger.Record, error) {
-	rows, err := d.db.QueryContext(ctx,
-		`SELECT ts, service, method, path, status, trace_id, error FROM requests
-		 WHERE ts >= ? AND status >= 500 ORDER BY ts DESC LIMIT 20`, since.UnixMicro())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []logger.Record
-	for rows.Next() {
-		var r logger.Record
-		var ts int64
-		if err := rows.Scan(&ts, &r.Service, &r.Method, &r.Path, &r.Status, &r.TraceID, &r.Error); err != nil {
-			return nil, err
-		}
-		r.Time = time.UnixMicro(ts)
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }

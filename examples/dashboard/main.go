@@ -17,26 +17,20 @@ import (
 
 	"github.com/flotilla-go/flotilla/discovery"
 	"github.com/flotilla-go/flotilla/health"
-	"github.com/flotilla-go/flotilla/logger"
 	"github.com/flotilla-go/flotilla/platform"
 )
 
 // newApp returns the dashboard's routes over the log at dbPath and the
 // services of reg.
 func newApp(reg *discovery.Registry, dbPath string, mon *health.Monitor) (*echo.Echo, func(), error) {
-	store, err := logger.Open(dbPath, logger.WithRetention(0))
-	if err != nil {
-		return nil, nil, err
-	}
 	db, err := sql.Open("sqlite3", "file:"+dbPath+"?mode=ro&_busy_timeout=5000")
 	if err != nil {
-		store.Close()
 		return nil, nil, err
 	}
-	d := &dashboard{store: store, db: db, mon: mon, now: time.Now}
+	d := &dashboard{path: dbPath, db: db, mon: mon, now: time.Now}
 	app := echo.New()
 	app.GET("/", d.index)
-	return app, func() { db.Close(); store.Close() }, nil
+	return app, d.close, nil
 }
 
 func monitor(reg *discovery.Registry) *health.Monitor {
