@@ -55,6 +55,10 @@ type TargetState struct {
 	// Reason says why the last probe did not pass: the HTTP status, a
 	// timeout, a refused connection, or the service's own output.
 	Reason string `json:"reason,omitempty"`
+	// Answered is true when the last probe got an HTTP response, whatever
+	// its status; false when the service could not be reached at all
+	// (refused, timed out, no such socket).
+	Answered bool `json:"answered"`
 	// Failures is the number of failed probes in a row.
 	Failures int `json:"failures"`
 	// Since is when Up last changed (or when monitoring began).
@@ -251,8 +255,9 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 	m.mu.Unlock()
 
 	type probeResult struct {
-		status Status
-		reason string
+		status   Status
+		reason   string
+		answered bool
 	}
 	results := make([]probeResult, len(targets))
 	sem := make(chan struct{}, m.concurrency)
@@ -262,8 +267,8 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			st, reason := m.probe(ctx, t)
-			results[i] = probeResult{st, reason}
+			st, reason, answered := m.probe(ctx, t)
+			results[i] = probeResult{st, reason, answered}
 		}()
 	}
 	wg.Wait()
@@ -277,7 +282,7 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 			continue
 		}
 		r := results[i]
-		st.Status, st.Reason, st.Checked = r.status, r.reason, now
+		st.Status, st.Reason, st.Answered, st.Checked = r.status, r.reason, r.answered, now
 		if r.status == Fail {
 			st.Failures++
 			if st.Up && st.Failures >= m.downAfter {
@@ -328,12 +333,12 @@ func (m *Monitor) Snapshot() Snapshot {
 }
 
 // probe asks one target for its health.
-func (m *Monitor) probe(ctx context.Context, t Target) (Status, string) {
+func (m *Monitor) probe(ctx context.Context, t Target) (status Status, reason string, answered bool) {
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
 	if err != nil {
-		return Fail, "bad health URL: " + err.Error()
+		return Fail, "bad health URL: " + err.Error(), false
 	}
 	req.Header.Set("Accept", MediaType+", application/json;q=0.9, */*;q=0.1")
 	client := t.Client
@@ -342,25 +347,26 @@ func (m *Monitor) probe(ctx context.Context, t Target) (Status, string) {
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return Fail, neterr.Describe(err, m.timeout)
+		return Fail, neterr.Describe(err, m.timeout), false
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
 	if err != nil {
-		return Fail, neterr.Describe(err, m.timeout)
+		return Fail, neterr.Describe(err, m.timeout), true
 	}
 	io.Copy(io.Discard, io.LimitReader(res.Body, maxBody)) // let the connection be reused
 	ct, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
 	if ct == MediaType || ct == "application/json" {
 		var hr Response
 		if err := json.Unmarshal(body, &hr); err == nil && hr.Status != "" {
-			return fromReport(res, &hr)
+			status, reason := fromReport(res, &hr)
+			return status, reason, true
 		}
 	}
 	if res.StatusCode >= 200 && res.StatusCode < 300 {
-		return Pass, ""
+		return Pass, "", true
 	}
-	return Fail, res.Status
+	return Fail, res.Status, true
 }
 
 // fromReport turns a parsed health response into the probe's result.

@@ -248,6 +248,9 @@ func TestMonitor_Reasons(t *testing.T) {
 	assert.Contains(t, by["warn"].Reason, "disk=disk 91% full")
 	assert.Equal(t, "connection refused", by["closed"].Reason)
 	assert.Equal(t, []string{"slow", "sick", "plain500", "closed"}, snap.Down())
+	for name, answered := range map[string]bool{"slow": false, "closed": false, "sick": true, "plain500": true, "plain200": true, "warn": true} {
+		assert.Equal(t, answered, by[name].Answered, name)
+	}
 	assert.Equal(t, snap, m.Snapshot())
 }
 
