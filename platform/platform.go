@@ -173,7 +173,8 @@ type instance struct {
 // prepare sets up telemetry, the request log and /health, and adds the
 // middleware chain to app, outermost first: request ID, recover, tracing
 // (which also sets the request's deadline), request metrics (when on), the
-// request log, body limit, and the mapping of deadline errors to 503.
+// request log (which leaves out the platform's own /health and /metrics),
+// body limit, and the mapping of deadline errors to 503.
 func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (*instance, error) {
 	tel, err := newTelemetry(ctx, c)
 	if err != nil {
@@ -199,7 +200,11 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 		}
 		app.Use(m)
 	}
-	app.Use(logger.Middleware(rl, c.service))
+	// The platform's own /health and /metrics are polled by monitors,
+	// nginx, flotilla ps and Prometheus: their rows would fill the log and
+	// every traffic figure without saying anything about the service.
+	own := map[string]bool{} // routes the platform serves, filled below
+	app.Use(logger.Middleware(rl, c.service, logger.WithSkipper(func(c echo.Context) bool { return own[c.Path()] })))
 	app.Use(middleware.BodyLimit(c.bodyLimit))
 	app.Use(timeoutErrors)
 	routed := map[string]bool{}
@@ -210,10 +215,12 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 		if !routed["GET "+p] {
 			app.GET(p, h.Handler())
 			app.HEAD(p, h.Handler())
+			own[p] = true
 		}
 	}
 	if tel.metrics != nil && !routed["GET /metrics"] {
 		app.GET("/metrics", echo.WrapHandler(tel.metrics))
+		own["/metrics"] = true
 	}
 	return &instance{tel: tel, rl: rl, h: h, streams: st}, nil
 }

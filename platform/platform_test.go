@@ -401,6 +401,8 @@ func TestRun_UnixSocketAndPort(t *testing.T) {
 	require.Len(t, p, 1)
 	assert.Equal(t, 500, p[0].status)
 	assert.Equal(t, "crypto-feeds", p[0].service)
+	assert.Empty(t, rows(t, d, "path LIKE '/health%'"), "the platform's own /health is polled, not logged")
+	assert.Len(t, rows(t, d, "1"), 2, "the two requests to the app are")
 }
 
 // SIGTERM while 50 slow requests are in flight: all 50 complete, the process
