@@ -98,6 +98,8 @@ type Query struct {
 	Slower time.Duration
 	// TraceID keeps only rows of this trace.
 	TraceID string
+	// RequestID keeps only rows of this X-Request-ID.
+	RequestID string
 	// UpToID keeps only rows whose ID is at most this, when not zero.
 	UpToID int64
 	// Limit bounds the number of rows (default 1000).
@@ -156,6 +158,9 @@ func (r *Reader) query(ctx context.Context, q Query, afterID int64, byID bool) (
 	}
 	if q.TraceID != "" {
 		add("trace_id = ? AND trace_id <> ''", q.TraceID)
+	}
+	if q.RequestID != "" {
+		add("request_id = ?", q.RequestID)
 	}
 	if byID {
 		add("id > ?", afterID)
