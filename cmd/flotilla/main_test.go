@@ -1,0 +1,452 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/discovery"
+	"github.com/flotilla-go/flotilla/logger"
+	"github.com/flotilla-go/flotilla/platform"
+)
+
+// The test binary is also a fleet member (FLOTILLA_TEST_SERVICE), a writer
+// of the shared log (FLOTILLA_TEST_WRITER), and the flotilla command itself
+// (FLOTILLA_TEST_CLI), for the tests that need real processes and a real
+// terminal.
+func TestMain(m *testing.M) {
+	switch {
+	case os.Getenv("FLOTILLA_TEST_SERVICE") != "":
+		runService(os.Getenv("FLOTILLA_TEST_SERVICE"))
+	case os.Getenv("FLOTILLA_TEST_WRITER") != "":
+		os.Exit(runWriter(os.Getenv("FLOTILLA_TEST_WRITER")))
+	case os.Getenv("FLOTILLA_TEST_CLI") == "1":
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// runService is a fleet member: /work answers 200, /fail 500, and
+// /call/:svc calls /work of a sibling through platform.Client.
+func runService(name string) {
+	app := echo.New()
+	app.GET("/work", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
+	app.GET("/fail", func(c echo.Context) error { return echo.NewHTTPError(http.StatusInternalServerError, "boom") })
+	app.GET("/call/:svc", func(c echo.Context) error {
+		req, err := http.NewRequestWithContext(c.Request().Context(), http.MethodGet, "http://"+c.Param("svc")+"/work", nil)
+		if err != nil {
+			return err
+		}
+		res, err := platform.Client().Do(req)
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		return c.String(res.StatusCode, "called")
+	})
+	platform.Main(app, name)
+}
+
+// runWriter logs n rows as service to FLOTILLA_DB, flushing in small
+// batches, as a busy service does.
+func runWriter(spec string) int {
+	service, nStr, _ := strings.Cut(spec, ",")
+	n, _ := strconv.Atoi(nStr)
+	s, err := logger.Open(os.Getenv("FLOTILLA_DB"), logger.WithFlushInterval(time.Millisecond))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for i := range n {
+		s.Log(logger.Record{Service: service, Method: "GET", Path: "/w", Route: "/w", Status: 200, RequestID: fmt.Sprintf("%s-%d", service, i)})
+		if i%29 == 28 {
+			s.Flush(context.Background())
+		}
+	}
+	if err := s.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// integration says whether a missing tool fails the test (in CI) or skips it.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("FLOTILLA_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("%s is not installed (apt-get install %s)", name, name)
+		}
+		t.Skipf("%s is not installed", name)
+	}
+	return path
+}
+
+// testFleet is a small fleet of real processes: svc-a and svc-c on unix
+// sockets, svc-b and svc-d on ports, each run from its own link to the
+// test binary, so that one can be replaced.
+type testFleet struct {
+	t        *testing.T
+	dir      string
+	registry string
+	db       string
+	reg      *discovery.Registry
+	client   *http.Client
+}
+
+var fleetNames = []string{"svc-a", "svc-b", "svc-c", "svc-d"}
+
+func startFleet(t *testing.T) *testFleet {
+	t.Helper()
+	dir := t.TempDir()
+	f := &testFleet{t: t, dir: dir, registry: filepath.Join(dir, "flotilla.toml"), db: filepath.Join(dir, "flotilla.db")}
+	var b strings.Builder
+	b.WriteString("[defaults]\ndb = \"flotilla.db\"\n")
+	for i, name := range fleetNames {
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "\n[[service]]\nname = %q\nsocket = \"run/%s.sock\"\n", name, name)
+		} else {
+			fmt.Fprintf(&b, "\n[[service]]\nname = %q\nport = %d\n", name, freePort(t))
+		}
+	}
+	require.NoError(t, os.WriteFile(f.registry, []byte(b.String()), 0o600))
+	reg, err := discovery.Load(f.registry)
+	require.NoError(t, err)
+	f.reg = reg
+	f.client = &http.Client{Transport: reg.Transport(nil), Timeout: 10 * time.Second}
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
+	for _, name := range fleetNames {
+		bin := filepath.Join(dir, "bin", name)
+		if os.Link(os.Args[0], bin) != nil {
+			data, err := os.ReadFile(os.Args[0])
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(bin, data, 0o755))
+		}
+		logFile, err := os.Create(filepath.Join(dir, name+".log"))
+		require.NoError(t, err)
+		cmd := exec.Command(bin, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "FLOTILLA_TEST_SERVICE="+name, "FLOTILLA_REGISTRY="+f.registry,
+			"FLOTILLA_SHUTDOWN_TIMEOUT=5s")
+		cmd.Stdout, cmd.Stderr = logFile, logFile // a file: successors write to it after the first exits
+		require.NoError(t, cmd.Start())
+		go cmd.Wait()
+		logFile.Close()
+	}
+	t.Cleanup(f.stop)
+	f.waitHealthy()
+	return f
+}
+
+// waitHealthy polls ps until every service passes.
+func (f *testFleet) waitHealthy() {
+	f.t.Helper()
+	eventually(f.t, 20*time.Second, func() bool {
+		rows := f.ps()
+		for _, r := range rows {
+			if r.State != "pass" || r.PID == 0 {
+				return false
+			}
+		}
+		return len(rows) == len(fleetNames)
+	}, "the fleet did not come up", f.logs)
+}
+
+func (f *testFleet) logs() string {
+	var b strings.Builder
+	for _, name := range fleetNames {
+		data, _ := os.ReadFile(filepath.Join(f.dir, name+".log"))
+		fmt.Fprintf(&b, "== %s\n%s", name, data)
+	}
+	return b.String()
+}
+
+// stop sends SIGTERM to every service's current process and waits for
+// them to end.
+func (f *testFleet) stop() {
+	services := f.reg.Services()
+	procs := findProcs(context.Background(), services)
+	for _, p := range procs {
+		syscall.Kill(p.PID, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, p := range procs {
+		for running(p.PID) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if running(p.PID) {
+			syscall.Kill(p.PID, syscall.SIGKILL)
+		}
+	}
+}
+
+// running reports whether pid is a live process (not a zombie).
+func running(pid int) bool {
+	_, ok := readProc(pid)
+	return ok
+}
+
+// cli runs the flotilla command in this process with the fleet's map.
+func (f *testFleet) cli(args ...string) (stdout, stderr string, code int) {
+	return cli(append([]string{"--registry", f.registry}, args...)...)
+}
+
+func cli(args ...string) (stdout, stderr string, code int) {
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, nil, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func (f *testFleet) ps() []serviceStatus {
+	f.t.Helper()
+	out, errOut, code := f.cli("ps", "--json")
+	require.Equal(f.t, 0, code, errOut)
+	var rows []serviceStatus
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r serviceStatus
+		require.NoError(f.t, json.Unmarshal([]byte(line), &r), line)
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// get sends GET path to service and returns the status.
+func (f *testFleet) get(service, path string) (int, error) {
+	res, err := f.client.Get("http://" + service + path)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// logRows runs logs --json with args and decodes its rows.
+func (f *testFleet) logRows(args ...string) []logRow {
+	f.t.Helper()
+	out, errOut, code := f.cli(append([]string{"logs", "--json", "-n", "100000"}, args...)...)
+	require.Equal(f.t, 0, code, errOut)
+	var rows []logRow
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var r logRow
+		require.NoError(f.t, json.Unmarshal(sc.Bytes(), &r))
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// eventually polls cond until it holds, failing after d with what and
+// the output of detail.
+func eventually(t *testing.T, d time.Duration, cond func() bool, what string, detail ...func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			for _, f := range detail {
+				what += "\n" + f()
+			}
+			t.Fatal(what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// mask hides what changes from run to run in ps output: the folder, ports,
+// and the numbers of each row, keeping "-" where a number is unknown.
+func mask(out, dir string) string {
+	out = strings.ReplaceAll(out, dir, "DIR")
+	out = regexp.MustCompile(`127\.0\.0\.1:\d+`).ReplaceAllString(out, "127.0.0.1:PORT")
+	number := regexp.MustCompile(`^[0-9.]+(%|M|ms|µs|s|m[0-9]+s|h[0-9]+m|d[0-9]+h)?$`)
+	var b strings.Builder
+	for i, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if i > 0 {
+			for j := 3; j < len(f); j++ {
+				if number.MatchString(f[j]) {
+					f[j] = "N"
+				}
+			}
+		}
+		b.WriteString(strings.Join(f, " ") + "\n")
+	}
+	return b.String()
+}
+
+func TestCLI_PsLogsTrace(t *testing.T) {
+	f := startFleet(t)
+	for range 5 {
+		code, err := f.get("svc-a", "/work")
+		require.NoError(t, err)
+		require.Equal(t, 200, code)
+	}
+	for range 2 {
+		code, _ := f.get("svc-a", "/fail")
+		require.Equal(t, 500, code)
+	}
+	for range 3 {
+		code, _ := f.get("svc-a", "/nope")
+		require.Equal(t, 404, code)
+	}
+	code, err := f.get("svc-a", "/call/svc-b")
+	require.NoError(t, err)
+	require.Equal(t, 200, code)
+	const sent = 12 // 11 to svc-a, 1 from it to svc-b
+	eventually(t, 10*time.Second, func() bool { return len(f.logRows()) >= sent }, "rows not logged")
+
+	t.Run("logs", func(t *testing.T) {
+		rows := f.logRows()
+		assert.Len(t, rows, sent, "every request once, and no health probe")
+		assert.Len(t, f.logRows("--status", "5xx"), 2)
+		assert.Len(t, f.logRows("--status", "404"), 3)
+		assert.Len(t, f.logRows("--route", "/work"), 6)
+		assert.Len(t, f.logRows("svc-b"), 1)
+		assert.Len(t, f.logRows("--since", "2000-01-01", "-n", "4"), 4)
+		out, _, code := f.cli("logs", "-n", "2")
+		require.Equal(t, 0, code)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		require.Len(t, lines, 2)
+		assert.Regexp(t, `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  svc-[ab] +200  GET +/work  \S+  [0-9a-f]{32}$`, lines[1])
+	})
+
+	t.Run("ps", func(t *testing.T) {
+		out, errOut, code := f.cli("ps")
+		require.Equal(t, 0, code, errOut)
+		assert.Empty(t, errOut)
+		golden, err := os.ReadFile("testdata/ps.golden")
+		require.NoError(t, err)
+		assert.Equal(t, string(golden), mask(out, f.dir), out)
+
+		for _, r := range f.ps() {
+			assert.Equal(t, "pass", r.State, r.Name)
+			assert.Positive(t, r.PID, r.Name)
+			assert.Positive(t, r.RSS, r.Name)
+			assert.NotNil(t, r.Started)
+			if r.Name == "svc-a" {
+				assert.EqualValues(t, 11, r.Requests)
+				assert.InDelta(t, 100*3.0/11, r.ClientErrs, 1e-9)
+				assert.InDelta(t, 100*2.0/11, r.ServerErrs, 1e-9)
+				assert.Positive(t, r.P95)
+			}
+		}
+	})
+
+	t.Run("trace", func(t *testing.T) {
+		b := f.logRows("svc-b")
+		require.Len(t, b, 1)
+		out, errOut, code := f.cli("trace", b[0].TraceID[:16])
+		require.Equal(t, 0, code, errOut)
+		assert.Contains(t, out, "trace "+b[0].TraceID+": 2 requests, 2 services")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		require.Len(t, lines, 4, out)
+		assert.Regexp(t, `^\+0µs +\S+ +svc-a +200 +GET /call/:svc +\|█+ *\|`, lines[2])
+		assert.Regexp(t, `^\+\S+ +\S+ +svc-b +200 +GET /work +\| *█+ *\|`, lines[3])
+
+		byRequest, _, code := f.cli("trace", b[0].RequestID)
+		require.Equal(t, 0, code)
+		assert.Contains(t, byRequest, b[0].TraceID, "a request id finds its trace")
+
+		_, errOut, code = f.cli("trace", "ffffffff")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, `no trace id begins with "ffffffff"`)
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		_, errOut, code := f.cli("logs", "--since", "yesterday")
+		assert.Equal(t, 2, code)
+		assert.Contains(t, errOut, `--since "yesterday": not a time; give a duration back from now (90s, 10m`)
+		_, errOut, code = f.cli("ps", "svc-x")
+		assert.Equal(t, 2, code)
+		assert.Contains(t, errOut, `no service "svc-x" in `+f.registry+"; the services are: svc-a, svc-b, svc-c, svc-d")
+		_, errOut, code = f.cli("logs", "--status", "6xx")
+		assert.Equal(t, 2, code)
+		assert.Contains(t, errOut, `--status "6xx"`)
+		_, _, code = f.cli("nonsense")
+		assert.Equal(t, 2, code)
+		_, _, code = f.cli("ps", "--bogus")
+		assert.Equal(t, 2, code)
+		_, errOut, code = f.cli("restart")
+		assert.Equal(t, 2, code)
+		assert.Contains(t, errOut, "give the services to restart, or --all")
+
+		missing := filepath.Join(f.dir, "elsewhere", "none.db")
+		out, errOut, code := f.cli("--db", missing, "ps")
+		assert.Equal(t, 0, code, "health is still shown")
+		assert.Contains(t, errOut, "no request log at "+missing)
+		assert.Contains(t, out, "svc-a")
+		assert.NoFileExists(t, missing, "the command never creates the log")
+		_, errOut, code = f.cli("--db", missing, "logs")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, "no request log at "+missing)
+	})
+}
+
+func TestCLI_Check(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "flotilla.toml")
+	require.NoError(t, os.WriteFile(path, []byte(`[[service]]
+name = "agent-geo"
+prot = 3035
+
+[[service]]
+name = "Bad_Name"
+port = 4001
+
+[[service]]
+name = "svc-c"
+port = 4001
+`), 0o600))
+	out, _, code := cli("--registry", path, "check")
+	assert.Equal(t, 1, code)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 3, out)
+	assert.Equal(t, path+`:3: unknown key "service.prot": did you mean "port"?`, lines[0])
+	assert.Equal(t, path+`:6: service name "Bad_Name" is not a DNS label: use lowercase letters, digits and '-', at most 63, not starting or ending with '-'`, lines[1])
+	assert.Equal(t, path+`:11: service "svc-c": port 4001 is already used by "Bad_Name"`, lines[2])
+
+	out, _, code = cli("--registry", path, "check", "--json")
+	assert.Equal(t, 1, code)
+	var first finding
+	require.NoError(t, json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &first))
+	assert.Equal(t, finding{File: path, Line: 3, Severity: "error", Msg: `unknown key "service.prot": did you mean "port"?`}, first)
+
+	// Every command gives the same errors for a broken map.
+	_, errOut, code := cli("--registry", path, "ps")
+	assert.Equal(t, 1, code)
+	for _, l := range lines {
+		assert.Contains(t, errOut, l)
+	}
+
+	good := filepath.Join(dir, "good.toml")
+	require.NoError(t, os.WriteFile(good, []byte("[[service]]\nname = \"web\"\nport = 80\n"), 0o600))
+	out, _, code = cli("--registry", good, "check")
+	assert.Equal(t, 0, code, "warnings do not fail the check")
+	assert.Contains(t, out, good+`:3: warning: service "web": port 80 is below 1024`)
+	assert.Contains(t, out, good+": 1 services, ok")
+}

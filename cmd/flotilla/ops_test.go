@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/logger"
+)
+
+// cliProcess starts the flotilla command as its own process.
+func cliProcess(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "FLOTILLA_TEST_CLI=1")
+	return cmd
+}
+
+// logs -f while 10 processes write: every row is printed exactly once,
+// whether it committed before the follower started (printed first) or after.
+func TestCLI_LogsFollowSeesEveryRowOnce(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "flotilla.db")
+	s, err := logger.Open(db)
+	require.NoError(t, err)
+	s.Log(logger.Record{Service: "marker", RequestID: "marker"})
+	require.NoError(t, s.Close())
+
+	follow := cliProcess(t, "--db", db, "logs", "-f", "--json", "-n", "100000", "--since", "1h")
+	out, err := follow.StdoutPipe()
+	require.NoError(t, err)
+	var stderr strings.Builder
+	follow.Stderr = &stderr
+	require.NoError(t, follow.Start())
+	t.Cleanup(func() { follow.Process.Kill() })
+	sc := bufio.NewScanner(out)
+	require.True(t, sc.Scan(), "the row from before: %s", stderr.String())
+	require.Contains(t, sc.Text(), `"request_id":"marker"`)
+	// The follower has listed the history: every row from now on comes
+	// from following.
+
+	const procs, perProc = 10, 400
+	var writers sync.WaitGroup
+	for p := range procs {
+		w := exec.Command(os.Args[0], "-test.run=^$")
+		w.Env = append(os.Environ(), fmt.Sprintf("FLOTILLA_TEST_WRITER=w%d,%d", p, perProc), "FLOTILLA_DB="+db)
+		w.Stderr = os.Stderr
+		require.NoError(t, w.Start())
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			assert.NoError(t, w.Wait())
+		}()
+	}
+	seen := map[string]int{}
+	var seenMu sync.Mutex
+	got := make(chan struct{})
+	go func() {
+		defer close(got)
+		for sc.Scan() {
+			var r logRow
+			if json.Unmarshal(sc.Bytes(), &r) != nil {
+				t.Errorf("not JSON: %s", sc.Text())
+			}
+			seenMu.Lock()
+			seen[r.RequestID]++
+			all := len(seen) == procs*perProc
+			seenMu.Unlock()
+			if all {
+				return
+			}
+		}
+	}()
+	select {
+	case <-got:
+	case <-time.After(time.Minute):
+		seenMu.Lock()
+		t.Fatalf("the follower printed %d of %d rows: %s", len(seen), procs*perProc, stderr.String())
+	}
+	writers.Wait()
+	require.Len(t, seen, procs*perProc, stderr.String())
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s printed %d times", id, n)
+		}
+	}
+	// Ctrl-C ends the follower cleanly, with nothing more printed.
+	require.NoError(t, follow.Process.Signal(os.Interrupt))
+	for sc.Scan() {
+		t.Errorf("a row printed twice or late: %s", sc.Text())
+	}
+	assert.NoError(t, follow.Wait(), stderr.String())
+}
+
+// tmux drives top in a real 80x24 terminal.
+type tmux struct {
+	t    *testing.T
+	bin  string
+	name string
+}
+
+func newTmux(t *testing.T, command string) *tmux {
+	tm := &tmux{t: t, bin: needTool(t, "tmux"), name: fmt.Sprintf("flotilla-test-%d", os.Getpid())}
+	// A socket of the test's own, so no user's tmux server is touched.
+	sock := filepath.Join(t.TempDir(), "tmux.sock")
+	tm.bin = tm.bin + " -S " + sock
+	tm.run("new-session", "-d", "-s", tm.name, "-x", "80", "-y", "24", command)
+	t.Cleanup(func() { tm.run("kill-server") })
+	return tm
+}
+
+func (tm *tmux) run(args ...string) string {
+	f := strings.Fields(tm.bin)
+	out, err := exec.Command(f[0], append(f[1:], args...)...).CombinedOutput()
+	if err != nil && args[0] != "kill-server" {
+		tm.t.Fatalf("tmux %v: %v: %s", args, err, out)
+	}
+	return string(out)
+}
+
+func (tm *tmux) screen() string { return tm.run("capture-pane", "-p", "-t", tm.name) }
+
+func (tm *tmux) keys(k string) { tm.run("send-keys", "-t", tm.name, k) }
+
+// rowsOf returns the service names of top's rows, top to bottom.
+func rowsOf(screen string) []string {
+	var out []string
+	for _, line := range strings.Split(screen, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "svc-") {
+			out = append(out, f[0])
+		}
+	}
+	return out
+}
+
+// field returns column i of the row of name on the screen.
+func field(screen, name string, i int) string {
+	for _, line := range strings.Split(screen, "\n") {
+		if f := strings.Fields(line); len(f) > i && f[0] == name {
+			return f[i]
+		}
+	}
+	return ""
+}
+
+func TestCLI_TopInATerminal(t *testing.T) {
+	f := startFleet(t)
+	command := fmt.Sprintf("env FLOTILLA_TEST_CLI=1 %s --registry %s top; echo EXIT=$?; sleep 600", os.Args[0], f.registry)
+	tm := newTmux(t, command)
+	var screen string
+	eventually(t, 15*time.Second, func() bool {
+		screen = tm.screen()
+		return len(rowsOf(screen)) == len(fleetNames)
+	}, "not every service on the screen", func() string { return screen })
+	assert.Contains(t, screen, "4 services, 4 pass")
+	assert.Contains(t, screen, "sort: [n name]")
+	assert.Equal(t, fleetNames, rowsOf(screen), "sorted by name")
+	assert.Equal(t, "-", field(screen, "svc-d", 5), "no traffic yet: "+screen)
+	for _, line := range strings.Split(screen, "\n") {
+		assert.LessOrEqual(t, len([]rune(line)), 80, "fits 80 columns: %q", line)
+	}
+
+	// Traffic to svc-d, then svc-c: the numbers change, and sorting by
+	// requests puts svc-d first.
+	for range 30 {
+		code, err := f.get("svc-d", "/work")
+		require.NoError(t, err)
+		require.Equal(t, 200, code)
+	}
+	for range 10 {
+		f.get("svc-c", "/work")
+	}
+	eventually(t, 15*time.Second, func() bool {
+		screen = tm.screen()
+		return field(screen, "svc-d", 5) != "-" && field(screen, "svc-c", 5) != "-"
+	}, "the numbers did not change after traffic", func() string { return screen })
+	tm.keys("r")
+	eventually(t, 10*time.Second, func() bool {
+		screen = tm.screen()
+		rows := rowsOf(screen)
+		return strings.Contains(screen, "[r req/min]") && len(rows) == 4 && rows[0] == "svc-d" && rows[1] == "svc-c"
+	}, "r did not sort by requests", func() string { return screen })
+
+	tm.keys("q")
+	eventually(t, 10*time.Second, func() bool {
+		screen = tm.screen()
+		return strings.Contains(screen, "EXIT=")
+	}, "q did not quit", func() string { return screen })
+	assert.Contains(t, screen, "EXIT=0")
+}
+
+// Without a terminal, top prints plain tables.
+func TestCLI_TopPlainWithoutATerminal(t *testing.T) {
+	f := startFleet(t)
+	out, errOut, code := f.cli("top", "--count", "2", "--interval", "10ms")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, 2, strings.Count(out, "NAME  "), out)
+	assert.Equal(t, 2, strings.Count(out, "4 services, 4 pass"), out)
+	assert.NotContains(t, out, "\x1b[", "no escape codes")
+}
+
+// restart --all --batch 3 under load: no request fails, every pid changes,
+// every request is in the log. Then a service whose successor cannot start
+// stops the rollout, and its old process still serves.
+func TestCLI_RestartAllUnderLoad(t *testing.T) {
+	f := startFleet(t)
+	before := map[string]int{}
+	for _, r := range f.ps() {
+		before[r.Name] = r.PID
+	}
+	var (
+		ok, failed atomic.Int64
+		stop       = make(chan struct{})
+		load       sync.WaitGroup
+		errMu      sync.Mutex
+		errs       []string
+	)
+	for _, name := range fleetNames {
+		for range 2 {
+			load.Add(1)
+			go func() {
+				defer load.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					code, err := f.get(name, "/work")
+					if err != nil || code != 200 {
+						failed.Add(1)
+						errMu.Lock()
+						errs = append(errs, fmt.Sprintf("%s: %d %v", name, code, err))
+						errMu.Unlock()
+						continue
+					}
+					ok.Add(1)
+				}
+			}()
+		}
+	}
+	eventually(t, 10*time.Second, func() bool { return ok.Load() > 100 }, "no load")
+	out, errOut, code := f.cli("restart", "--all", "--batch", "3", "--timeout", "20s")
+	close(stop)
+	load.Wait()
+	require.Equal(t, 0, code, "%s%s", out, errOut)
+	assert.Zero(t, failed.Load(), "failed requests: %v", errs)
+	for _, name := range fleetNames {
+		assert.Regexp(t, name+`: pid \d+ -> \d+, healthy in \S+ \(sighup\)`, out)
+	}
+	after := f.ps()
+	for _, r := range after {
+		assert.Equal(t, "pass", r.State)
+		assert.NotEqual(t, before[r.Name], r.PID, "%s has a new pid", r.Name)
+	}
+	eventually(t, 20*time.Second, func() bool {
+		return int64(len(f.logRows("--since", "1h", "--route", "/work"))) == ok.Load()
+	}, fmt.Sprintf("not every one of %d requests is in the log", ok.Load()))
+
+	// svc-a's binary now exits 1: its successor cannot start.
+	old := after[0]
+	require.Equal(t, "svc-a", old.Name)
+	bin := filepath.Join(f.dir, "bin", "svc-a")
+	require.NoError(t, os.WriteFile(bin+".new", []byte("#!/bin/sh\nexit 1\n"), 0o755))
+	require.NoError(t, os.Rename(bin+".new", bin))
+	out, _, code = f.cli("restart", "svc-a", "svc-b", "--timeout", "3s")
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "svc-a: not back after")
+	assert.NotContains(t, out, "svc-b:", "the rollout stopped before svc-b")
+	status, err := f.get("svc-a", "/work")
+	require.NoError(t, err)
+	assert.Equal(t, 200, status, "the old process still serves")
+	for _, r := range f.ps() {
+		if r.Name == "svc-a" {
+			assert.Equal(t, old.PID, r.PID)
+		}
+		if r.Name == "svc-b" {
+			assert.Equal(t, after[1].PID, r.PID, "svc-b untouched")
+		}
+	}
+	assert.True(t, running(old.PID))
+	assert.NoError(t, syscall.Kill(old.PID, 0))
+}
