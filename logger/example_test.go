@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -89,4 +90,38 @@ func ExampleStore_ByTrace() {
 	// Output:
 	// agent-gateway 502 /v1/agent-geo/geo/192.0.2.1 ""
 	// agent-geo 500 /geo/192.0.2.1 "table not loaded"
+}
+
+// A tool reads the fleet's log without writing it: the 5xx of the last hour,
+// then every row of one of their traces.
+func ExampleOpenReader() {
+	dir, _ := os.MkdirTemp("", "flotilla-example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "flotilla.db")
+	store, err := logger.Open(path) // a service, elsewhere
+	if err != nil {
+		log.Fatal(err)
+	}
+	trace := "4bf92f3577b34da6a3ce929d0e0e4736"
+	store.Log(logger.Record{Service: "agent-gateway", Method: "GET", Path: "/v1/agent-geo/geo/1", Status: 502, TraceID: trace})
+	store.Log(logger.Record{Service: "agent-geo", Method: "GET", Path: "/geo/1", Status: 500, TraceID: trace, Error: "table not loaded"})
+	store.Close()
+
+	r, err := logger.OpenReader(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	errs, _ := r.Requests(ctx, logger.Query{Since: time.Now().Add(-time.Hour), MinStatus: 500, MaxStatus: 599})
+	fmt.Println(len(errs), "server errors")
+	id, _ := r.FindTrace(ctx, "4bf92f35", time.Now().Add(-time.Hour))
+	rows, _ := r.ByTrace(ctx, id)
+	for _, row := range rows {
+		fmt.Println(strings.TrimSpace(fmt.Sprintf("%s %d %s", row.Service, row.Status, row.Error)))
+	}
+	// Output:
+	// 2 server errors
+	// agent-gateway 502
+	// agent-geo 500 table not loaded
 }

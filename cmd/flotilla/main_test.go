@@ -270,7 +270,7 @@ func eventually(t *testing.T, d time.Duration, cond func() bool, what string, de
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
