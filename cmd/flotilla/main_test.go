@@ -450,3 +450,61 @@ port = 4001
 	assert.Contains(t, out, good+`:3: warning: service "web": port 80 is below 1024`)
 	assert.Contains(t, out, good+": 1 services, ok")
 }
+
+// A service that accepts but never answers costs one probe timeout and is a
+// row, as is one that refuses; ps itself succeeds.
+func TestCLI_PsHungAndDownServices(t *testing.T) {
+	dir := t.TempDir()
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer hung.Close()
+	go func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	path := filepath.Join(dir, "flotilla.toml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`[[service]]
+name = "hung"
+port = %d
+
+[[service]]
+name = "gone"
+port = %d
+
+[[service]]
+name = "nosock"
+socket = "run/nosock.sock"
+`, hung.Addr().(*net.TCPAddr).Port, freePort(t))), 0o600))
+	out, errOut, code := cli("--registry", path, "--db", filepath.Join(dir, "none.db"), "ps", "--json", "--timeout", "200ms")
+	require.Equal(t, 0, code, errOut)
+	var rows []serviceStatus
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r serviceStatus
+		require.NoError(t, json.Unmarshal([]byte(line), &r))
+		rows = append(rows, r)
+	}
+	require.Len(t, rows, 3)
+	assert.Equal(t, serviceStatus{Name: "hung", Endpoint: rows[0].Endpoint, State: "down", Reason: "timeout after 200ms", PID: rows[0].PID, Started: rows[0].Started, RSS: rows[0].RSS}, rows[0])
+	assert.Equal(t, os.Getpid(), rows[0].PID, "the listener is this test's")
+	assert.Equal(t, "down", rows[1].State)
+	assert.Equal(t, "connection refused", rows[1].Reason)
+	assert.Zero(t, rows[1].PID)
+	assert.Equal(t, "down", rows[2].State)
+	assert.Equal(t, "no socket file", rows[2].Reason)
+}
+
+func TestCLI_HelpAndCompletion(t *testing.T) {
+	for _, sub := range []string{"check", "ps", "top", "logs", "trace", "restart"} {
+		out, _, code := cli(sub, "--help")
+		assert.Equal(t, 0, code, sub)
+		assert.Contains(t, out, "Examples:\n  flotilla "+sub, sub)
+	}
+	out, _, code := cli("completion", "bash")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out, "__start_flotilla")
+}

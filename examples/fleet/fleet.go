@@ -391,6 +391,7 @@ func (f *fleet) exercise(ctx context.Context) (Report, error) {
 		fmt.Fprintf(f.out, "dashboard: http://%s/\n", ep.Address)
 	}
 	fmt.Fprintf(f.out, "port map:  %s\nshared log: %s\nlogs:      %s\n", f.reg.Path(), filepath.Join(f.cfg.dir, "flotilla.db"), filepath.Join(f.cfg.dir, "logs"))
+	fmt.Fprintf(f.out, "operate:   go run ./cmd/flotilla --registry %s ps   (or top, logs -f, restart --all)\n", f.reg.Path())
 	fmt.Fprintf(f.out, "memory:    %.0f MB RSS in all (%.0f MB PSS, counting shared executable pages once), median %.1f MB per service\n", r.TotalRSSMB, r.TotalPSSMB, r.MedianRSSMB)
 
 	var restartMS []float64
