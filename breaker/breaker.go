@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/cenkalti/backoff/v4"
 )
@@ -58,19 +57,18 @@ const (
 
 // Breaker is a circuit breaker. It is safe for concurrent use. The closed
 // path takes no lock, and reads the clock only to time calls for the
-// slow-call rule or to place them in a time window; the open path neither
-// locks nor reads the clock.
+// slow-call rule or to place them in a time window (twice a call); the
+// open path neither locks nor reads the clock.
 type Breaker struct {
 	s         settings
 	mode      atomic.Int32 // the State, plus windowed when a rate rule is on
 	consec    atomic.Int64
 	win       atomic.Pointer[window]
 	openErr   atomic.Pointer[OpenError]
-	refuse    unsafe.Pointer // *OpenError: openErr while open, unless metrics count rejections
 	tooMany   *OpenError
-	windowed  int32 // windowed when a rate rule is on, else 0
-	timeCalls bool  // the slow-call rule is on: calls are timed
-	sysClock  bool  // the clock is the system's: read it through coarse
+	windowed  int32     // windowed when a rate rule is on, else 0
+	timeCalls bool      // the slow-call rule is on: calls are timed
+	epoch     time.Time // readings of nanos are since then
 	doneFn    func(Outcome)
 	stats     counters
 
@@ -115,13 +113,7 @@ func newBreaker(s settings) *Breaker {
 		b.windowed = windowed
 	}
 	b.timeCalls = s.slowRate > 0 && s.slowThreshold > 0
-	_, b.sysClock = s.clock.(systemClock)
-	if b.sysClock && b.timeCalls {
-		coarse.want(s.slowThreshold)
-	}
-	if b.sysClock && b.windowed != 0 && s.windowTime > 0 {
-		coarse.want(s.windowTime / 10) // a bucket
-	}
+	b.epoch = s.clock.Now()
 	b.win.Store(newWindow(s.windowCalls, int64(s.windowTime)))
 	b.mode.Store(b.windowed)
 	b.tooMany = &OpenError{Name: s.name, Err: ErrTooManyProbes, clock: s.clock}
@@ -143,21 +135,10 @@ func (b *Breaker) Name() string { return b.s.name }
 // current returns the breaker's state.
 func (b *Breaker) current() State { return State(b.mode.Load() & stateMask) }
 
-// nanos reads the clock for timing calls and placing them in a time window:
-// the system clock through coarse (see there), else the injected one.
-func (b *Breaker) nanos() int64 {
-	if b.sysClock && coarse.running.Load() {
-		return coarse.now.Load()
-	}
-	return b.nanosSlow()
-}
-
-func (b *Breaker) nanosSlow() int64 {
-	if b.sysClock {
-		return coarse.read()
-	}
-	return b.s.clock.Now().UnixNano()
-}
+// nanos reads the clock for timing calls and placing them in a time window,
+// in nanoseconds since the breaker was made: on the system clock that is
+// its monotonic reading, which a change of the wall clock does not move.
+func (b *Breaker) nanos() int64 { return int64(b.s.clock.Now().Sub(b.epoch)) }
 
 // Allow asks to make one call. If the breaker refuses, it returns an
 // *OpenError (matching ErrOpen or ErrTooManyProbes) and the call must not
@@ -185,16 +166,6 @@ func (b *Breaker) Allow() (done func(Outcome), err error) {
 // failed; in the closed state a panic is not counted at all (it is a bug of
 // the caller, and catching it would cost every call a deferred function).
 func (b *Breaker) Execute(ctx context.Context, fn func(ctx context.Context) error) error {
-	// Small enough to be inlined (hence the unsafe.Pointer, which the
-	// inliner weighs less than atomic.Pointer): an open breaker refuses
-	// with no call.
-	if e := (*OpenError)(atomic.LoadPointer(&b.refuse)); e != nil {
-		return e
-	}
-	return b.execute(ctx, fn)
-}
-
-func (b *Breaker) execute(ctx context.Context, fn func(ctx context.Context) error) error {
 	switch b.mode.Load() {
 	case int32(Closed):
 		// Only the consecutive failures rule is on: no lock, no clock, and
@@ -229,32 +200,8 @@ func (b *Breaker) executeWindowed(ctx context.Context, fn func(ctx context.Conte
 		start = b.nanos()
 	}
 	err := fn(ctx)
-	if err != nil {
-		b.record(outcomeOf(ctx, err), start)
-		return err
-	}
-	// record's work for a success, inline: this is the path that counts.
-	var now int64
-	if b.timeCalls || b.s.windowTime > 0 {
-		now = b.nanos()
-	}
-	slow := b.timeCalls && now-start > int64(b.s.slowThreshold)
-	if metricsOn.Load() {
-		b.stats.success.Add(1)
-	}
-	if b.consec.Load() != 0 {
-		b.consec.Store(0)
-	}
-	w := b.win.Load()
-	if w.width != 0 {
-		w.addTimed(outcomeBits(false, slow), now)
-	} else if s := w.slot(w.pos.Add(1) - 1); s.Load() != outcomeBits(false, slow) {
-		w.replace(s, outcomeBits(false, slow))
-	} // else the oldest call had the same outcome: no total moves
-	if slow && b.rateExceeded(w, now) {
-		b.trip(Closed)
-	}
-	return nil
+	b.record(outcomeOf(ctx, err), start)
+	return err
 }
 
 func runAndReport(ctx context.Context, fn func(ctx context.Context) error, done func(Outcome)) error {
@@ -365,12 +312,7 @@ func (b *Breaker) openFor(d time.Duration) {
 		b.timer.Stop()
 	}
 	b.nextProbe = b.s.clock.Now().Add(d)
-	e := &OpenError{Name: b.s.name, NextProbe: b.nextProbe, Err: ErrOpen, clock: b.s.clock}
-	b.openErr.Store(e)
-	atomic.StorePointer(&b.refuse, unsafe.Pointer(e))
-	if metricsOn.Load() {
-		atomic.StorePointer(&b.refuse, nil) // execute counts each rejection
-	}
+	b.openErr.Store(&OpenError{Name: b.s.name, NextProbe: b.nextProbe, Err: ErrOpen, clock: b.s.clock})
 	b.gen++
 	gen := b.gen
 	b.timer = b.s.clock.AfterFunc(d, func() { b.halfOpen(gen) })
@@ -380,7 +322,6 @@ func (b *Breaker) openFor(d time.Duration) {
 func (b *Breaker) change(from, to State) {
 	b.mode.Store(int32(to) | b.windowed)
 	if to != Open {
-		atomic.StorePointer(&b.refuse, nil)
 		b.gen++
 	}
 	b.stats.transitions[to].Add(1)
@@ -547,8 +488,8 @@ type Snapshot struct {
 	Trips int64 `json:"trips"`
 }
 
-// State returns a snapshot of the breaker.
-func (b *Breaker) State() Snapshot {
+// Snapshot returns the breaker's state and counts at this moment.
+func (b *Breaker) Snapshot() Snapshot {
 	var now int64
 	if b.s.windowTime > 0 {
 		now = b.nanos()

@@ -41,9 +41,9 @@ func TestBreaker_ConsecutiveFailures(t *testing.T) {
 	for range 4 {
 		call(t, b, breaker.Failure)
 	}
-	assert.Equal(t, breaker.Closed, b.State().State)
+	assert.Equal(t, breaker.Closed, b.Snapshot().State)
 	call(t, b, breaker.Failure)
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 
 	oe := requireOpen(t, b)
 	assert.Equal(t, "agent-geo", oe.Name)
@@ -51,9 +51,9 @@ func TestBreaker_ConsecutiveFailures(t *testing.T) {
 	assert.Contains(t, oe.Error(), `breaker "agent-geo": circuit breaker is open: next probe in`)
 
 	clk.Advance(1200 * time.Millisecond)
-	assert.Equal(t, breaker.HalfOpen, b.State().State)
+	assert.Equal(t, breaker.HalfOpen, b.Snapshot().State)
 	call(t, b, breaker.Success)
-	assert.Equal(t, breaker.Closed, b.State().State)
+	assert.Equal(t, breaker.Closed, b.Snapshot().State)
 }
 
 func TestBreaker_HalfOpenProbes(t *testing.T) {
@@ -61,7 +61,7 @@ func TestBreaker_HalfOpenProbes(t *testing.T) {
 	b := breaker.New(breaker.WithClock(clk), breaker.WithConsecutiveFailures(1), breaker.WithProbes(2, 5*time.Second))
 	call(t, b, breaker.Failure)
 	clk.Advance(2 * time.Second)
-	require.Equal(t, breaker.HalfOpen, b.State().State)
+	require.Equal(t, breaker.HalfOpen, b.Snapshot().State)
 
 	d1, err := b.Allow()
 	require.NoError(t, err)
@@ -70,15 +70,15 @@ func TestBreaker_HalfOpenProbes(t *testing.T) {
 	_, err = b.Allow()
 	assert.ErrorIs(t, err, breaker.ErrTooManyProbes, "only two probes at once")
 	d1(breaker.Success)
-	assert.Equal(t, breaker.HalfOpen, b.State().State, "one of two probes is not enough")
+	assert.Equal(t, breaker.HalfOpen, b.Snapshot().State, "one of two probes is not enough")
 	d2(breaker.Neutral) // frees its slot, counts neither way
-	assert.Equal(t, breaker.HalfOpen, b.State().State)
+	assert.Equal(t, breaker.HalfOpen, b.Snapshot().State)
 	d3, err := b.Allow()
 	require.NoError(t, err)
 	d3(breaker.Success)
-	assert.Equal(t, breaker.Closed, b.State().State)
+	assert.Equal(t, breaker.Closed, b.Snapshot().State)
 	d3(breaker.Failure) // a second report is ignored
-	assert.Equal(t, breaker.Closed, b.State().State)
+	assert.Equal(t, breaker.Closed, b.Snapshot().State)
 }
 
 func TestBreaker_ProbeFailureReopensAndOpenTimeGrows(t *testing.T) {
@@ -91,16 +91,16 @@ func TestBreaker_ProbeFailureReopensAndOpenTimeGrows(t *testing.T) {
 		got := oe.RetryAfter()
 		assert.InDelta(t, float64(w), float64(got), 0.21*float64(w), "trip %d", i+1)
 		clk.Advance(got)
-		require.Equal(t, breaker.HalfOpen, b.State().State)
+		require.Equal(t, breaker.HalfOpen, b.Snapshot().State)
 		call(t, b, breaker.Failure) // the probe fails: open again, for longer
 	}
 	// A clean half-open closes the breaker and starts the open time again.
 	clk.Advance(requireOpen(t, b).RetryAfter())
 	call(t, b, breaker.Success)
-	require.Equal(t, breaker.Closed, b.State().State)
+	require.Equal(t, breaker.Closed, b.Snapshot().State)
 	call(t, b, breaker.Failure)
 	assert.InDelta(t, float64(time.Second), float64(requireOpen(t, b).RetryAfter()), 0.21*float64(time.Second))
-	assert.Equal(t, int64(6), b.State().Trips)
+	assert.Equal(t, int64(6), b.Snapshot().Trips)
 }
 
 func TestBreaker_OpenTimeCapped(t *testing.T) {
@@ -123,9 +123,9 @@ func TestBreaker_ProbeTimeLimit(t *testing.T) {
 	done, err := b.Allow()
 	require.NoError(t, err)
 	clk.Advance(3 * time.Second) // the probe never reports
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 	done(breaker.Success) // too late: ignored
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 }
 
 func TestBreaker_NeutralCountsNeitherWay(t *testing.T) {
@@ -134,9 +134,9 @@ func TestBreaker_NeutralCountsNeitherWay(t *testing.T) {
 	for range 10 {
 		call(t, b, breaker.Neutral)
 	}
-	assert.Equal(t, 1, b.State().ConsecutiveFailures, "neutral did not reset")
+	assert.Equal(t, 1, b.Snapshot().ConsecutiveFailures, "neutral did not reset")
 	call(t, b, breaker.Failure)
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 }
 
 func TestBreaker_FailureRateOverCalls(t *testing.T) {
@@ -145,17 +145,17 @@ func TestBreaker_FailureRateOverCalls(t *testing.T) {
 	for range 25 {
 		call(t, b, breaker.Success)
 	}
-	s := b.State()
+	s := b.Snapshot()
 	assert.Equal(t, 10, s.Calls, "the window holds the last 10 calls")
 	// Each failure pushes a success out of the window: 5 of the last 10
 	// is the rate.
 	for k := 1; k <= 4; k++ {
 		call(t, b, breaker.Failure)
-		require.Equal(t, breaker.Closed, b.State().State, "after %d failures", k)
-		assert.InDelta(t, float64(k)/10, b.State().FailureRate, 1e-9)
+		require.Equal(t, breaker.Closed, b.Snapshot().State, "after %d failures", k)
+		assert.InDelta(t, float64(k)/10, b.Snapshot().FailureRate, 1e-9)
 	}
 	call(t, b, breaker.Failure)
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 }
 
 func TestBreaker_MinCalls(t *testing.T) {
@@ -163,9 +163,9 @@ func TestBreaker_MinCalls(t *testing.T) {
 	for range 9 {
 		call(t, b, breaker.Failure)
 	}
-	assert.Equal(t, breaker.Closed, b.State().State, "9 calls are fewer than the minimum")
+	assert.Equal(t, breaker.Closed, b.Snapshot().State, "9 calls are fewer than the minimum")
 	call(t, b, breaker.Failure)
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 }
 
 func TestBreaker_FailureRateOverTime(t *testing.T) {
@@ -176,14 +176,14 @@ func TestBreaker_FailureRateOverTime(t *testing.T) {
 	call(t, b, breaker.Failure)
 	call(t, b, breaker.Failure)
 	clk.Advance(11 * time.Second) // those three age out
-	assert.Equal(t, 0, b.State().Calls)
+	assert.Equal(t, 0, b.Snapshot().Calls)
 	call(t, b, breaker.Failure)
 	call(t, b, breaker.Success)
 	call(t, b, breaker.Success)
-	assert.Equal(t, breaker.Closed, b.State().State)
+	assert.Equal(t, breaker.Closed, b.Snapshot().State)
 	clk.Advance(5 * time.Second)
 	call(t, b, breaker.Failure) // 2 of 4 in the last 10 s
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 }
 
 func TestBreaker_SlowCalls(t *testing.T) {
@@ -199,20 +199,20 @@ func TestBreaker_SlowCalls(t *testing.T) {
 	timed(10 * time.Millisecond)
 	timed(300 * time.Millisecond)
 	timed(10 * time.Millisecond)
-	assert.Equal(t, 1, b.State().Slow)
-	assert.Equal(t, breaker.Closed, b.State().State)
+	assert.Equal(t, 1, b.Snapshot().Slow)
+	assert.Equal(t, breaker.Closed, b.Snapshot().State)
 	timed(250 * time.Millisecond) // 2 of 4 slow, every one a success
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 
 	// Execute times the call too.
 	clk.Advance(2 * time.Second)
-	require.Equal(t, breaker.HalfOpen, b.State().State)
+	require.Equal(t, breaker.HalfOpen, b.Snapshot().State)
 	require.NoError(t, b.Execute(context.Background(), func(context.Context) error { return nil }))
-	assert.Equal(t, breaker.Closed, b.State().State)
+	assert.Equal(t, breaker.Closed, b.Snapshot().State)
 	for range 4 {
 		b.Execute(context.Background(), func(context.Context) error { clk.Advance(time.Second); return nil })
 	}
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 }
 
 func TestBreaker_RetryAfter(t *testing.T) {
@@ -227,9 +227,9 @@ func TestBreaker_RetryAfter(t *testing.T) {
 	b.RetryAfter(time.Second) // shorter: no change
 	assert.Equal(t, 60*time.Second, requireOpen(t, b).RetryAfter())
 	clk.Advance(59 * time.Second)
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 	clk.Advance(time.Second)
-	assert.Equal(t, breaker.HalfOpen, b.State().State)
+	assert.Equal(t, breaker.HalfOpen, b.Snapshot().State)
 }
 
 // Callbacks run outside the lock, in order, and may call the breaker.
@@ -243,7 +243,7 @@ func TestBreaker_CallbacksReenter(t *testing.T) {
 			mu.Lock()
 			seen = append(seen, from.String()+">"+to.String())
 			mu.Unlock()
-			_ = b.State() // takes the lock: must not deadlock
+			_ = b.Snapshot() // takes the lock: must not deadlock
 			if to == breaker.HalfOpen {
 				// A probe from inside the callback closes the breaker,
 				// which queues the next change behind this one.
@@ -256,7 +256,7 @@ func TestBreaker_CallbacksReenter(t *testing.T) {
 	call(t, b, breaker.Failure)
 	clk.Advance(2 * time.Second)
 	assert.Equal(t, []string{"closed>open", "open>half-open", "half-open>closed"}, seen)
-	assert.Equal(t, breaker.Closed, b.State().State)
+	assert.Equal(t, breaker.Closed, b.Snapshot().State)
 }
 
 func TestBreaker_Execute(t *testing.T) {
@@ -265,27 +265,27 @@ func TestBreaker_Execute(t *testing.T) {
 		breaker.WithOpenTimeout(time.Second, time.Second))
 	boom := errors.New("boom")
 	assert.ErrorIs(t, b.Execute(context.Background(), func(context.Context) error { return boom }), boom)
-	assert.Equal(t, 1, b.State().ConsecutiveFailures)
+	assert.Equal(t, 1, b.Snapshot().ConsecutiveFailures)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := b.Execute(ctx, func(ctx context.Context) error { return ctx.Err() })
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.Equal(t, 1, b.State().ConsecutiveFailures, "the caller's cancellation is neutral")
+	assert.Equal(t, 1, b.Snapshot().ConsecutiveFailures, "the caller's cancellation is neutral")
 
 	kaboom := func(context.Context) error { panic("kaboom") }
 	assert.PanicsWithValue(t, "kaboom", func() { b.Execute(context.Background(), kaboom) })
-	assert.Equal(t, 1, b.State().ConsecutiveFailures, "a panic in the closed state is not counted")
+	assert.Equal(t, 1, b.Snapshot().ConsecutiveFailures, "a panic in the closed state is not counted")
 
 	assert.ErrorIs(t, b.Execute(context.Background(), func(context.Context) error { return boom }), boom)
-	assert.Equal(t, breaker.Open, b.State().State)
+	assert.Equal(t, breaker.Open, b.Snapshot().State)
 	err = b.Execute(context.Background(), func(context.Context) error { t.Fatal("called while open"); return nil })
 	assert.ErrorIs(t, err, breaker.ErrOpen)
 
 	clock.Advance(time.Second)
-	require.Equal(t, breaker.HalfOpen, b.State().State)
+	require.Equal(t, breaker.HalfOpen, b.Snapshot().State)
 	assert.PanicsWithValue(t, "kaboom", func() { b.Execute(context.Background(), kaboom) })
-	assert.Equal(t, breaker.Open, b.State().State, "a probe that panics failed")
+	assert.Equal(t, breaker.Open, b.Snapshot().State, "a probe that panics failed")
 }
 
 func TestBreaker_Concurrent(t *testing.T) {
@@ -302,7 +302,7 @@ func TestBreaker_Concurrent(t *testing.T) {
 					continue
 				}
 				done(breaker.Outcome(rand.IntN(3)))
-				s := b.State()
+				s := b.Snapshot()
 				if s.Calls > breaker.DefaultWindowCalls || s.Failures > s.Calls || s.Slow > s.Calls {
 					t.Errorf("inconsistent window: %+v", s)
 					return
@@ -311,7 +311,7 @@ func TestBreaker_Concurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	s := b.State()
+	s := b.Snapshot()
 	assert.Positive(t, s.Trips, "random failures at a 50%% rule trip it")
 	assert.Contains(t, []breaker.State{breaker.Closed, breaker.HalfOpen, breaker.Open}, s.State)
 	js, err := json.Marshal(s)

@@ -18,7 +18,7 @@ func ExampleBreaker_Execute() {
 		b.Execute(context.Background(), func(ctx context.Context) error { return errors.New("connection refused") })
 	}
 	err := b.Execute(context.Background(), func(ctx context.Context) error { return nil })
-	fmt.Println(errors.Is(err, breaker.ErrOpen), b.State().State)
+	fmt.Println(errors.Is(err, breaker.ErrOpen), b.Snapshot().State)
 	// Output: true open
 }
 
@@ -32,7 +32,7 @@ func ExampleBreaker_Allow() {
 	}
 	// ... make the call ...
 	done(breaker.Success)
-	fmt.Println(b.State().Calls, "call in the window")
+	fmt.Println(b.Snapshot().Calls, "call in the window")
 	// Output: 1 call in the window
 }
 
@@ -44,9 +44,10 @@ func ExampleNewClient() {
 	}))
 	defer srv.Close()
 
-	client := breaker.NewClient(nil, breaker.OnStateChange(func(name string, from, to breaker.State) {
-		fmt.Printf("%s: %s -> %s\n", name, from, to)
-	}))
+	client := breaker.NewClient(nil, breaker.WithRetries(1), breaker.WithBreaker(
+		breaker.OnStateChange(func(name string, from, to breaker.State) {
+			fmt.Printf("%s: %s -> %s\n", name, from, to)
+		})))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)

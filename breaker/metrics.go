@@ -103,7 +103,6 @@ func registerInstruments(mp metric.MeterProvider) metric.Registration {
 		}
 		regMu.Unlock()
 		for _, b := range live {
-			atomic.StorePointer(&b.refuse, nil) // from now on rejections are counted
 			name := attribute.String("breaker", b.s.name)
 			o.ObserveInt64(calls, b.stats.success.Load(), metric.WithAttributes(name, attribute.String("outcome", "success")))
 			o.ObserveInt64(calls, b.stats.failure.Load(), metric.WithAttributes(name, attribute.String("outcome", "failure")))

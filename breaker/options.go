@@ -47,7 +47,6 @@ type settings struct {
 	probeTimeout  time.Duration
 	clock         Clock
 	onChange      []func(name string, from, to State)
-	transport     transportSettings
 }
 
 func defaultSettings() settings {
@@ -61,7 +60,6 @@ func defaultSettings() settings {
 		maxProbes:    DefaultMaxProbes,
 		probeTimeout: DefaultProbeTimeout,
 		clock:        systemClock{},
-		transport:    defaultTransportSettings(),
 	}
 }
 
@@ -84,11 +82,7 @@ func WithFailureRate(rate float64) Option { return func(s *settings) { s.failure
 // trips the breaker when at least rate (0 < rate <= 1) of the calls in the
 // sliding window were slow, once it holds DefaultMinCalls calls. A slow call
 // that succeeded is still a success for the other rules. Off by default.
-//
-// Timing a call reads the system clock twice. In a process whose breakers
-// time more than a million calls a second, a coarse clock that ticks at 1%
-// of the shortest threshold takes its place, so durations are then exact to
-// that tick. An injected Clock (WithClock) is always read directly.
+// Timing a call reads the clock twice.
 func WithSlowCalls(threshold time.Duration, rate float64) Option {
 	return func(s *settings) { s.slowThreshold, s.slowRate = threshold, rate }
 }

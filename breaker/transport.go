@@ -23,9 +23,7 @@ const (
 	// retried: 2, so at most 3 attempts.
 	DefaultRetries = 2
 	// DefaultAttemptTimeout bounds each attempt, reading the response
-	// body included: an attempt that outlives it is ended within a
-	// sixteenth of it more (by 2.125 s). The caller's context bounds the
-	// whole call.
+	// body included. The caller's context bounds the whole call.
 	DefaultAttemptTimeout = 2 * time.Second
 	// DefaultRetryBackoff is the cap of the first retry's delay; each
 	// retry doubles it up to DefaultMaxRetryBackoff. The delay itself is
@@ -41,7 +39,12 @@ const (
 	maxDrain = 64 << 10
 )
 
+// TransportOption configures Transport and NewClient. Breaker options go
+// through WithBreaker; a TransportOption passed to New does not compile.
+type TransportOption func(*transportSettings)
+
 type transportSettings struct {
+	breaker        []Option // for every host's breaker
 	retries        int
 	attemptTimeout time.Duration
 	backoffFirst   time.Duration
@@ -62,48 +65,56 @@ func defaultTransportSettings() transportSettings {
 	}
 }
 
+// WithBreaker sets the options of every host's breaker, such as
+// WithConsecutiveFailures or WithClock (default: New's defaults, named
+// after the host).
+func WithBreaker(opts ...Option) TransportOption {
+	return func(s *transportSettings) { s.breaker = append(s.breaker, opts...) }
+}
+
 // WithMaxRetryAfter caps how long a Retry-After from a target (seconds or
 // an HTTP date) keeps its breaker open and makes a retry wait (default: the
 // breaker's maximum open time, DefaultMaxOpenTimeout unless
 // WithMaxOpenTimeout says otherwise). Without a cap, one answer of
 // "Retry-After: 100000" would shut a host out for more than a day.
-func WithMaxRetryAfter(d time.Duration) Option {
-	return func(s *settings) { s.transport.maxRetryAfter = max(d, 0) }
+func WithMaxRetryAfter(d time.Duration) TransportOption {
+	return func(s *transportSettings) { s.maxRetryAfter = max(d, 0) }
 }
 
 // WithRetries sets how many times Transport retries a failed idempotent
 // request (default DefaultRetries). Zero turns retries off.
-func WithRetries(n int) Option {
-	return func(s *settings) { s.transport.retries = max(n, 0) }
+func WithRetries(n int) TransportOption {
+	return func(s *transportSettings) { s.retries = max(n, 0) }
 }
 
 // WithAttemptTimeout bounds each attempt of Transport (default
-// DefaultAttemptTimeout). An attempt that outlives d is ended before d +
-// d/16 (d + 1 ms for timeouts under 16 ms) have passed since it started;
-// its context's Deadline says d. Zero leaves only the caller's context.
-func WithAttemptTimeout(d time.Duration) Option {
-	return func(s *settings) { s.transport.attemptTimeout = max(d, 0) }
+// DefaultAttemptTimeout), reading the response body included: an attempt
+// that outlives d is ended then, and its error matches
+// context.DeadlineExceeded. Its context has no Deadline (see
+// startAttempt). Zero leaves only the caller's context.
+func WithAttemptTimeout(d time.Duration) TransportOption {
+	return func(s *transportSettings) { s.attemptTimeout = max(d, 0) }
 }
 
 // WithRetryBackoff sets the cap of the first retry delay and the largest
 // cap (defaults DefaultRetryBackoff and DefaultMaxRetryBackoff).
-func WithRetryBackoff(first, max time.Duration) Option {
-	return func(s *settings) {
+func WithRetryBackoff(first, max time.Duration) TransportOption {
+	return func(s *transportSettings) {
 		if first > 0 {
-			s.transport.backoffFirst = first
+			s.backoffFirst = first
 		}
-		if max >= s.transport.backoffFirst {
-			s.transport.backoffMax = max
+		if max >= s.backoffFirst {
+			s.backoffMax = max
 		}
 	}
 }
 
 // WithIdleTimeout sets how long an unused host's breaker is kept (default
 // DefaultIdleTimeout).
-func WithIdleTimeout(d time.Duration) Option {
-	return func(s *settings) {
+func WithIdleTimeout(d time.Duration) TransportOption {
+	return func(s *transportSettings) {
 		if d > 0 {
-			s.transport.idle = d
+			s.idle = d
 		}
 	}
 }
@@ -111,8 +122,8 @@ func WithIdleTimeout(d time.Duration) Option {
 // WithClassifier replaces Classify, which decides what a response or an
 // error means to the breaker and whether to retry (only Failure is
 // retried).
-func WithClassifier(f func(*http.Response, error) Outcome) Option {
-	return func(s *settings) { s.transport.classify = f }
+func WithClassifier(f func(*http.Response, error) Outcome) TransportOption {
+	return func(s *transportSettings) { s.classify = f }
 }
 
 // Classify is the default classifier of Transport: a transport error
@@ -131,11 +142,12 @@ func Classify(res *http.Response, err error) Outcome {
 	return Success
 }
 
-// transport is the RoundTripper returned by Transport.
-type transport struct {
-	base   http.RoundTripper
-	s      settings
-	expiry *expiry // ends attempts on their timeout; nil without one
+// Transport is an http.RoundTripper with one breaker per target host; see
+// NewTransport. It is safe for concurrent use.
+type Transport struct {
+	base http.RoundTripper
+	s    settings          // of every host's breaker, but its name
+	ts   transportSettings // of the transport
 
 	mu        sync.Mutex                              // taken to change hosts and to sweep
 	hosts     atomic.Pointer[map[string]*hostBreaker] // copied on change, so lookups take no lock
@@ -154,7 +166,7 @@ type hostBreaker struct {
 // sweep is due, which reads the clock.
 const sweepOdds = 1024
 
-// Transport returns an http.RoundTripper that sends requests through base
+// NewTransport returns a Transport that sends requests through base
 // (http.DefaultTransport if nil) with one breaker per target host (the
 // request URL's host: the service name when base dials services by name).
 // A breaker is made on a host's first call and dropped, if closed, after
@@ -179,31 +191,32 @@ const sweepOdds = 1024
 // error is a *CallError listing every attempt. A 101 Switching Protocols
 // response (a WebSocket, say) ends the attempt: its body, the connection,
 // is the caller's to use for as long as it likes.
-func Transport(base http.RoundTripper, opts ...Option) http.RoundTripper {
-	s := defaultSettings()
+func NewTransport(base http.RoundTripper, opts ...TransportOption) *Transport {
+	ts := defaultTransportSettings()
 	for _, o := range opts {
+		o(&ts)
+	}
+	s := defaultSettings()
+	for _, o := range ts.breaker {
 		o(&s)
 	}
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	t := &transport{base: base, s: s}
-	if s.transport.attemptTimeout > 0 {
-		t.expiry = newExpiry(s.transport.attemptTimeout)
-	}
+	t := &Transport{base: base, s: s, ts: ts}
 	t.hosts.Store(&map[string]*hostBreaker{})
 	t.lastSweep.Store(s.clock.Now().UnixNano())
 	return t
 }
 
-// NewClient returns an *http.Client whose transport is Transport(base,
+// NewClient returns an *http.Client whose transport is NewTransport(base,
 // opts...). It sets no Client.Timeout: use the request's context.
-func NewClient(base http.RoundTripper, opts ...Option) *http.Client {
-	return &http.Client{Transport: Transport(base, opts...)}
+func NewClient(base http.RoundTripper, opts ...TransportOption) *http.Client {
+	return &http.Client{Transport: NewTransport(base, opts...)}
 }
 
 // breaker returns the breaker of host, making it on first use.
-func (t *transport) breaker(host string) *Breaker {
+func (t *Transport) breaker(host string) *Breaker {
 	h := (*t.hosts.Load())[host]
 	if h == nil {
 		t.mu.Lock()
@@ -233,9 +246,9 @@ func (t *transport) breaker(host string) *Breaker {
 // is known to the sweep that follows it, so a breaker goes between one and
 // one and a half idle timeouts after its host's last call, at a sweep: one
 // call in sweepOdds, and each new host, checks whether one is due.
-func (t *transport) maybeSweep() {
+func (t *Transport) maybeSweep() {
 	now := t.s.clock.Now().UnixNano()
-	every := int64(t.s.transport.idle) / 2
+	every := int64(t.ts.idle) / 2
 	if last := t.lastSweep.Load(); now-last < every || !t.lastSweep.CompareAndSwap(last, now) {
 		return
 	}
@@ -245,16 +258,16 @@ func (t *transport) maybeSweep() {
 	for host, h := range hosts {
 		if h.used.Swap(false) {
 			h.lastSeen = now
-		} else if now-h.lastSeen > int64(t.s.transport.idle) && h.b.current() == Closed {
+		} else if now-h.lastSeen > int64(t.ts.idle) && h.b.current() == Closed {
 			delete(hosts, host)
 		}
 	}
 	t.hosts.Store(&hosts)
 }
 
-// Breaker returns the breaker of host if the transport has one: for tests,
-// /health and dashboards.
-func (t *transport) Breaker(host string) *Breaker {
+// Breaker returns the breaker of host, or nil if the transport has none:
+// for tests, /health and dashboards.
+func (t *Transport) Breaker(host string) *Breaker {
 	if h := (*t.hosts.Load())[host]; h != nil {
 		return h.b
 	}
@@ -262,24 +275,14 @@ func (t *transport) Breaker(host string) *Breaker {
 }
 
 // Breakers returns a snapshot of every host's breaker.
-func (t *transport) Breakers() []Snapshot {
+func (t *Transport) Breakers() []Snapshot {
 	hosts := *t.hosts.Load()
 	out := make([]Snapshot, 0, len(hosts))
 	for _, h := range hosts {
-		out = append(out, h.b.State())
+		out = append(out, h.b.Snapshot())
 	}
 	return out
 }
-
-// BreakerSet is implemented by the RoundTripper that Transport returns.
-type BreakerSet interface {
-	// Breaker returns the breaker of host, or nil if it has none.
-	Breaker(host string) *Breaker
-	// Breakers returns a snapshot of every host's breaker.
-	Breakers() []Snapshot
-}
-
-var _ BreakerSet = (*transport)(nil)
 
 func idempotent(req *http.Request) bool {
 	switch req.Method {
@@ -293,11 +296,11 @@ func idempotent(req *http.Request) bool {
 }
 
 // RoundTrip implements http.RoundTripper.
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	clock := t.s.clock
 	ctx := req.Context()
 	b := t.breaker(req.URL.Host)
-	ts := &t.s.transport
+	ts := &t.ts
 	maxAttempts := 1
 	if ts.retries > 0 && idempotent(req) {
 		maxAttempts += ts.retries
@@ -324,12 +327,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r = req.Clone(ctx)
 			r.Body = body
 		}
-		var a *attempt
-		if t.expiry != nil {
-			a = newAttempt(ctx, t.expiry)
-			r = r.WithContext(a)
+		actx, end := ctx, func() {}
+		if ts.attemptTimeout > 0 {
+			actx, end = startAttempt(ctx, ts.attemptTimeout)
+			r = r.WithContext(actx)
 		}
 		res, err := t.base.RoundTrip(r)
+		if err != nil && context.Cause(actx) == errAttemptTimeout {
+			err = fmt.Errorf("%w: %w", errAttemptTimeout, err)
+		}
 		outcome := ts.classify(res, err)
 		if err != nil && ctx.Err() != nil {
 			outcome = Neutral // the caller gave up
@@ -347,25 +353,20 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		done(outcome)
 		if outcome != Failure || n >= maxAttempts {
 			if err != nil {
-				if a != nil {
-					a.release()
-				}
+				end()
 				if outcome != Failure && n == 1 {
 					return nil, err
 				}
 				attempts = append(attempts, describe(err, ctx, ts.attemptTimeout))
 				return nil, &CallError{Name: b.s.name, Attempts: attempts, Err: err}
 			}
-			switch {
-			case a == nil:
-			case res.StatusCode == http.StatusSwitchingProtocols:
+			if res.StatusCode == http.StatusSwitchingProtocols || ts.attemptTimeout == 0 {
 				// The body is the connection now (a WebSocket, say), and
 				// the caller's: the attempt and its timeout end here, and
 				// the body stays as it is, an io.ReadWriteCloser.
-				a.release()
-			default:
-				a.body = res.Body
-				res.Body = (*attemptBody)(a)
+				end()
+			} else {
+				res.Body = &attemptBody{ReadCloser: res.Body, ctx: actx, end: end}
 			}
 			return res, nil
 		}
@@ -378,9 +379,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			lastErr = nil
 			drain(res.Body)
 		}
-		if a != nil {
-			a.release()
-		}
+		end()
 		var delay time.Duration
 		if retryAfter > 0 {
 			delay = retryAfter
@@ -442,6 +441,47 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return max(t.Sub(now), 0)
 	}
 	return 0
+}
+
+// errAttemptTimeout is the cause of an attempt's context that outlived the
+// attempt timeout; errors of such an attempt wrap it, and so match
+// context.DeadlineExceeded.
+var errAttemptTimeout = fmt.Errorf("breaker: attempt timeout: %w", context.DeadlineExceeded)
+
+// startAttempt returns the context of one attempt: ctx, canceled by end or
+// with the cause errAttemptTimeout after timeout. It is not a context with
+// a deadline on purpose: net/http does per-request work for a context that
+// has one which costs more than the rest of the transport, measured in
+// BenchmarkTransportLoopback; a timer that cancels does the same job.
+func startAttempt(ctx context.Context, timeout time.Duration) (context.Context, func()) {
+	actx, cancel := context.WithCancelCause(ctx)
+	timer := time.AfterFunc(timeout, func() { cancel(errAttemptTimeout) })
+	return actx, func() {
+		timer.Stop()
+		cancel(context.Canceled)
+	}
+}
+
+// attemptBody is the body of an attempt's response: reading it is bounded
+// by the attempt timeout, and closing it ends the attempt.
+type attemptBody struct {
+	io.ReadCloser
+	ctx context.Context
+	end func()
+}
+
+func (b *attemptBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && context.Cause(b.ctx) == errAttemptTimeout {
+		err = fmt.Errorf("%w: %w", errAttemptTimeout, err)
+	}
+	return n, err
+}
+
+func (b *attemptBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.end()
+	return err
 }
 
 func drain(body io.ReadCloser) {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,8 +24,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// httptest servers keep idle keep-alive readers until closed.
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		// The coarse clock stops by itself a second after its last reader.
-		goleak.IgnoreAnyFunction("github.com/flotilla-go/flotilla/breaker.(*coarseClock).run"),
 	)
 }
 
@@ -46,11 +43,11 @@ func serve(t *testing.T, h func(n int32, w http.ResponseWriter, r *http.Request)
 	return c
 }
 
-func client(t *testing.T, opts ...breaker.Option) *http.Client {
+func client(t *testing.T, opts ...breaker.TransportOption) *http.Client {
 	t.Helper()
 	base := &http.Transport{}
 	t.Cleanup(base.CloseIdleConnections)
-	opts = append([]breaker.Option{breaker.WithRetryBackoff(time.Millisecond, 2*time.Millisecond)}, opts...)
+	opts = append([]breaker.TransportOption{breaker.WithRetryBackoff(time.Millisecond, 2*time.Millisecond)}, opts...)
 	return breaker.NewClient(base, opts...)
 }
 
@@ -70,10 +67,10 @@ func TestTransport_Healthy(t *testing.T) {
 		assert.Equal(t, "ok", string(body))
 	}
 	assert.Equal(t, int32(3), srv.hits.Load())
-	set := c.Transport.(breaker.BreakerSet)
+	set := c.Transport.(*breaker.Transport)
 	b := set.Breaker(strings.TrimPrefix(srv.URL, "http://"))
 	require.NotNil(t, b, "one breaker per host")
-	assert.Equal(t, breaker.Closed, b.State().State)
+	assert.Equal(t, breaker.Closed, b.Snapshot().State)
 	assert.Len(t, set.Breakers(), 1)
 }
 
@@ -149,7 +146,7 @@ func TestTransport_RetryAfterWithinDeadline(t *testing.T) {
 		}
 		waited <- d
 	}()
-	res, err := get(ctx, client(t, breaker.WithClock(clk)), srv.URL)
+	res, err := get(ctx, client(t, breaker.WithBreaker(breaker.WithClock(clk))), srv.URL)
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, http.StatusOK, res.StatusCode)
@@ -165,11 +162,11 @@ func TestTransport_RetryAfterIsCapped(t *testing.T) {
 	at := func(d time.Duration) string { return newFakeClock().Now().Add(d).Format(http.TimeFormat) }
 	for _, tc := range []struct {
 		name, value string
-		opts        []breaker.Option
+		opts        []breaker.TransportOption
 		want        time.Duration
 	}{
 		{"seconds", "100000", nil, breaker.DefaultMaxOpenTimeout},
-		{"option", "100000", []breaker.Option{breaker.WithMaxRetryAfter(5 * time.Second)}, 5 * time.Second},
+		{"option", "100000", []breaker.TransportOption{breaker.WithMaxRetryAfter(5 * time.Second)}, 5 * time.Second},
 		{"date", at(30 * time.Second), nil, 30 * time.Second},
 		{"far date", at(48 * time.Hour), nil, breaker.DefaultMaxOpenTimeout},
 	} {
@@ -192,7 +189,7 @@ func TestTransport_RetryAfterIsCapped(t *testing.T) {
 				waited <- d
 			}()
 			// No deadline: only the cap bounds the wait.
-			res, err := get(context.Background(), client(t, append(tc.opts, breaker.WithClock(clk))...), srv.URL)
+			res, err := get(context.Background(), client(t, append(tc.opts, breaker.WithBreaker(breaker.WithClock(clk)))...), srv.URL)
 			require.NoError(t, err)
 			res.Body.Close()
 			assert.Equal(t, tc.want, <-waited)
@@ -307,7 +304,7 @@ func TestTransport_OpensAndFailsFast(t *testing.T) {
 		}
 	})
 	clk := newFakeClock()
-	c := client(t, breaker.WithRetries(0), breaker.WithClock(clk))
+	c := client(t, breaker.WithRetries(0), breaker.WithBreaker(breaker.WithClock(clk)))
 	for range 5 {
 		res, err := get(context.Background(), c, srv.URL)
 		require.NoError(t, err)
@@ -324,7 +321,7 @@ func TestTransport_OpensAndFailsFast(t *testing.T) {
 	res, err := get(context.Background(), c, srv.URL)
 	require.NoError(t, err)
 	res.Body.Close()
-	assert.Equal(t, breaker.Closed, c.Transport.(breaker.BreakerSet).Breakers()[0].State)
+	assert.Equal(t, breaker.Closed, c.Transport.(*breaker.Transport).Breakers()[0].State)
 }
 
 // 4xx other than 429 is neutral: it neither trips nor is retried.
@@ -337,7 +334,7 @@ func TestTransport_ClientErrorsAreNeutral(t *testing.T) {
 		res.Body.Close()
 	}
 	assert.Equal(t, int32(10), srv.hits.Load())
-	assert.Equal(t, breaker.Closed, c.Transport.(breaker.BreakerSet).Breakers()[0].State)
+	assert.Equal(t, breaker.Closed, c.Transport.(*breaker.Transport).Breakers()[0].State)
 }
 
 func TestTransport_Classifier(t *testing.T) {
@@ -368,7 +365,7 @@ func TestTransport_ReusesConnections(t *testing.T) {
 	}
 	srv.Start()
 	defer srv.Close()
-	c := client(t, breaker.WithConsecutiveFailures(0))
+	c := client(t, breaker.WithBreaker(breaker.WithConsecutiveFailures(0)))
 	for range 5 {
 		res, err := get(context.Background(), c, srv.URL)
 		require.NoError(t, err)
@@ -393,14 +390,14 @@ func TestTransport_SlowTarget(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
-	c := client(t, breaker.WithSlowCalls(5*time.Millisecond, 0.5), breaker.WithMinCalls(3))
+	c := client(t, breaker.WithBreaker(breaker.WithSlowCalls(5*time.Millisecond, 0.5), breaker.WithMinCalls(3)))
 	for range 3 {
 		res, err := get(context.Background(), c, srv.URL)
 		require.NoError(t, err)
 		assert.Equal(t, http.StatusOK, res.StatusCode)
 		res.Body.Close()
 	}
-	s := c.Transport.(breaker.BreakerSet).Breakers()[0]
+	s := c.Transport.(*breaker.Transport).Breakers()[0]
 	assert.Equal(t, breaker.Open, s.State)
 	assert.Equal(t, 3, s.Slow)
 	_, err := get(context.Background(), c, srv.URL)
@@ -414,8 +411,8 @@ func TestTransport_IdleBreakersDropped(t *testing.T) {
 	b := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {})
 	c := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) {})
 	clk := newFakeClock()
-	cl := client(t, breaker.WithClock(clk), breaker.WithIdleTimeout(time.Minute))
-	set := cl.Transport.(breaker.BreakerSet)
+	cl := client(t, breaker.WithBreaker(breaker.WithClock(clk)), breaker.WithIdleTimeout(time.Minute))
+	set := cl.Transport.(*breaker.Transport)
 	call := func(u string) {
 		t.Helper()
 		res, err := get(context.Background(), cl, u)
@@ -433,36 +430,6 @@ func TestTransport_IdleBreakersDropped(t *testing.T) {
 	assert.Nil(t, set.Breaker(host(a.URL)), "idle longer than the idle timeout")
 	assert.NotNil(t, set.Breaker(host(b.URL)), "used 45 s ago")
 	assert.NotNil(t, set.Breaker(host(c.URL)))
-}
-
-// The attempt's context lets http.Transport derive its own from it without
-// a goroutine per request (the context package's AfterFunc path).
-func TestTransport_AttemptContextStartsNoGoroutine(t *testing.T) {
-	entered := make(chan struct{}, 1)
-	release := make(chan struct{})
-	srv := serve(t, func(_ int32, w http.ResponseWriter, r *http.Request) {
-		entered <- struct{}{}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	c := client(t, breaker.WithRetries(0), breaker.WithAttemptTimeout(time.Minute))
-	done := make(chan error, 1)
-	go func() {
-		res, err := get(context.Background(), c, srv.URL)
-		if err == nil {
-			res.Body.Close()
-		}
-		done <- err
-	}()
-	<-entered // the request is in flight, its context derived by http.Transport
-	buf := make([]byte, 1<<20)
-	stacks := string(buf[:runtime.Stack(buf, true)])
-	assert.False(t, strings.Contains(stacks, "context.(*cancelCtx).propagateCancel"),
-		"a goroutine of the context package watches the attempt's context")
-	close(release)
-	require.NoError(t, <-done)
 }
 
 // A protocol switch (101, as for a WebSocket) goes through: the body is the
@@ -509,4 +476,36 @@ func TestTransport_ProtocolSwitch(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, msg, string(got))
 	}
+}
+
+// The attempt timeout also bounds reading the body: a target that sends
+// its headers and then stalls ends the read with a timeout, which matches
+// context.DeadlineExceeded; a body read in time is whole.
+func TestTransport_AttemptTimeoutBoundsTheBody(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	srv := serve(t, func(_ int32, w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first part;")
+		w.(http.Flusher).Flush()
+		if r.URL.Path == "/stall" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	})
+	c := client(t, breaker.WithAttemptTimeout(100*time.Millisecond))
+	res, err := get(context.Background(), c, srv.URL+"/stall")
+	require.NoError(t, err, "the headers came in time")
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, "first part;", string(body))
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+
+	res, err = get(context.Background(), c, srv.URL+"/fine")
+	require.NoError(t, err)
+	body, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	assert.Equal(t, "first part;", string(body))
 }

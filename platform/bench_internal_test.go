@@ -128,8 +128,8 @@ func BenchmarkSiblingCall(b *testing.B) {
 		rt   http.RoundTripper
 	}{
 		{"base", rc, &recordRT{}},
-		{"breaker/request-context", rc, breaker.Transport(&recordRT{})},
-		{"breaker/context.WithTimeout", withTimeout, breaker.Transport(&recordRT{})},
+		{"breaker/request-context", rc, breaker.NewTransport(&recordRT{})},
+		{"breaker/context.WithTimeout", withTimeout, breaker.NewTransport(&recordRT{})},
 	} {
 		req, _ := http.NewRequestWithContext(tc.ctx, http.MethodGet, "http://agent-geo/geo/1.1.1.1", nil)
 		b.Run(tc.name, func(b *testing.B) {

@@ -31,19 +31,20 @@ var (
 // Run; names not in it are dialed through normal DNS.
 func Client() *http.Client {
 	clientOnce.Do(func() {
-		client = &http.Client{Transport: Propagate(breaker.Transport(&byName{}))}
+		client = &http.Client{Transport: Propagate(breaker.NewTransport(&byName{}))}
 	})
 	return client
 }
 
-// NewClient returns a client like Client over the given registry, with
-// breaker options.
-func NewClient(reg *discovery.Registry, opts ...breaker.Option) *http.Client {
+// NewClient returns a client like Client over the given registry (nil: over
+// normal DNS), with the breaker transport's options, such as
+// breaker.WithRetries or breaker.WithBreaker(breaker.WithConsecutiveFailures(3)).
+func NewClient(reg *discovery.Registry, opts ...breaker.TransportOption) *http.Client {
 	var base http.RoundTripper = http.DefaultTransport
 	if reg != nil {
 		base = reg.Transport(nil)
 	}
-	return &http.Client{Transport: Propagate(breaker.Transport(base, opts...))}
+	return &http.Client{Transport: Propagate(breaker.NewTransport(base, opts...))}
 }
 
 // byName dials through the running service's port map, found on first use:

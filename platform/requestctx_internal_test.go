@@ -107,7 +107,7 @@ func TestRequestContext_EndsABreakerAttempt(t *testing.T) {
 	c := newRequestContext(parent, "id", time.Hour)
 	defer c.cancel()
 	entered := make(chan struct{})
-	rt := breaker.Transport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	rt := breaker.NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		close(entered)
 		<-r.Context().Done()
 		return nil, r.Context().Err()

@@ -69,7 +69,7 @@ func TestGateway_SlowBodyCostsOnlyItsSender(t *testing.T) {
 	f := setup(t, 1000, 1000)
 	f.app = newApp(f.reg, f.keys, config{perSecond: 1000, burst: 1000, freeKeys: true, keysPerHour: 100, keysTotalPerHour: 100,
 		bodyTimeout: 300 * time.Millisecond,
-		breaker:     []breaker.Option{breaker.WithConsecutiveFailures(2), breaker.WithRetries(0), breaker.WithAttemptTimeout(100 * time.Millisecond)}})
+		breaker:     []breaker.TransportOption{breaker.WithBreaker(breaker.WithConsecutiveFailures(2)), breaker.WithRetries(0), breaker.WithAttemptTimeout(100 * time.Millisecond)}})
 	srv := httptest.NewServer(f.app) // a real socket: bodies arrive slowly
 	defer srv.Close()
 	slow, other := f.newKey(t), f.newKey(t)

@@ -22,7 +22,7 @@ type config struct {
 	keysTotalPerHour int
 	bodyTimeout      time.Duration
 	adminToken       string
-	breaker          []breaker.Option // for tests
+	breaker          []breaker.TransportOption // for tests
 }
 
 // newApp returns the gateway's routes.
@@ -38,8 +38,8 @@ func newApp(reg *discovery.Registry, k *keys, cfg config) *echo.Echo {
 	g := &gateway{reg: reg, bodyTimeout: cfg.bodyTimeout}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetXForwarded() },
-		Transport: platform.Propagate(breaker.Transport(reg.Transport(nil, discovery.WithStrictNames()),
-			append([]breaker.Option{breaker.WithRetries(1)}, cfg.breaker...)...)),
+		Transport: platform.Propagate(breaker.NewTransport(reg.Transport(nil, discovery.WithStrictNames()),
+			append([]breaker.TransportOption{breaker.WithRetries(1)}, cfg.breaker...)...)),
 		// The gateway's own request-id middleware has set the header.
 		ModifyResponse: func(res *http.Response) error { res.Header.Del(echo.HeaderXRequestID); return nil },
 		ErrorHandler:   proxyError,
