@@ -28,7 +28,7 @@ func ExampleHealth() {
 
 	app := echo.New()
 	app.GET("/health", h.Handler())
-	app.GET("/health/live", h.Handler())
+	app.GET("/health/live", h.LiveHandler())
 
 	rec := httptest.NewRecorder()
 	app.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))

@@ -235,22 +235,30 @@ func (h *Health) Live() Response {
 	return r
 }
 
-// ServeHTTP answers a path ending in "/live" with Live and any other path
-// with Check, as application/health+json: HTTP 200 for pass and warn, 503
-// for fail. Cache-Control allows reuse for as long as the result is cached.
+// ServeHTTP answers with Check (readiness), as application/health+json:
+// HTTP 200 for pass and warn, 503 for fail. Cache-Control allows reuse for
+// as long as the result is cached. Liveness is LiveHTTP; which path serves
+// which is the caller's to route.
 func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var res Response
-	if strings.HasSuffix(r.URL.Path, "/live") {
-		res = h.Live()
-		w.Header().Set("Cache-Control", "no-store")
+	res := h.Check(r.Context())
+	if secs := int(h.ttl / time.Second); secs > 0 && res.Status != Fail {
+		w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(secs))
 	} else {
-		res = h.Check(r.Context())
-		if secs := int(h.ttl / time.Second); secs > 0 && res.Status != Fail {
-			w.Header().Set("Cache-Control", "max-age="+strconv.Itoa(secs))
-		} else {
-			w.Header().Set("Cache-Control", "no-store")
-		}
+		w.Header().Set("Cache-Control", "no-store")
 	}
+	h.write(w, r, res)
+}
+
+// LiveHTTP returns the liveness endpoint: Live, as application/health+json,
+// never cached; 200 while the process runs, 503 once it shuts down.
+func (h *Health) LiveHTTP() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		h.write(w, r, h.Live())
+	})
+}
+
+func (h *Health) write(w http.ResponseWriter, r *http.Request, res Response) {
 	body, err := json.Marshal(res)
 	if err != nil {
 		// An observed value that does not encode: report it rather than
@@ -269,13 +277,12 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Handler returns ServeHTTP as an echo handler. Register it for both paths:
+// Handler returns ServeHTTP (readiness, every check) as an echo handler;
+// LiveHandler is liveness:
 //
 //	app.GET("/health", h.Handler())
-//	app.GET("/health/live", h.Handler())
-func (h *Health) Handler() echo.HandlerFunc {
-	return func(c echo.Context) error {
-		h.ServeHTTP(c.Response(), c.Request())
-		return nil
-	}
-}
+//	app.GET("/health/live", h.LiveHandler())
+func (h *Health) Handler() echo.HandlerFunc { return echo.WrapHandler(h) }
+
+// LiveHandler returns LiveHTTP as an echo handler.
+func (h *Health) LiveHandler() echo.HandlerFunc { return echo.WrapHandler(h.LiveHTTP()) }

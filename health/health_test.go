@@ -216,7 +216,7 @@ func TestHealth_LiveRunsNoChecks(t *testing.T) {
 		runs.Add(1)
 		return nil, errors.New("down")
 	}})
-	rec, r := get(t, h, "/health/live")
+	rec, r := get(t, h.LiveHTTP(), "/live")
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, health.Pass, r.Status)
 	assert.Zero(t, runs.Load())
@@ -231,8 +231,8 @@ func TestHealth_ShuttingDown(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 
 	h.SetShuttingDown()
-	for _, path := range []string{"/health", "/health/live"} {
-		rec, r := get(t, h, path)
+	for path, handler := range map[string]http.Handler{"/health": h, "/health/live": h.LiveHTTP()} {
+		rec, r := get(t, handler, path)
 		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, path)
 		assert.Equal(t, health.Fail, r.Status)
 		assert.Equal(t, "shutting down", r.Output)
@@ -248,11 +248,16 @@ func TestHealth_EchoHandlerAndHEAD(t *testing.T) {
 	e := echo.New()
 	e.GET("/health", h.Handler())
 	e.HEAD("/health", h.Handler())
-	e.GET("/health/live", h.Handler())
+	e.GET("/health/live", h.LiveHandler())
+	e.GET("/anything/live", h.Handler())
 	rec, r := get(t, e, "/health")
 	assert.Equal(t, http.StatusOK, rec.Code)
 	assert.Equal(t, "svc", r.ServiceID)
 	assert.Contains(t, r.Checks, "uptime")
+	_, r = get(t, e, "/health/live")
+	assert.Empty(t, r.Checks, "liveness runs no check")
+	_, r = get(t, e, "/anything/live")
+	assert.Contains(t, r.Checks, "uptime", "the path does not choose: the route does")
 
 	head := httptest.NewRecorder()
 	e.ServeHTTP(head, httptest.NewRequest(http.MethodHead, "/health", nil))

@@ -1,12 +1,13 @@
 package platform_test
 
 import (
+	"context"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,31 +15,42 @@ import (
 	"github.com/flotilla-go/flotilla/platform"
 )
 
-// A service's whole main. Run returns after a graceful shutdown; here the
-// example stops itself with SIGTERM once it serves.
-func ExampleRun() {
-	dir, _ := os.MkdirTemp("", "flotilla-example")
+// A service's whole main is platform.Main(app, "agent-geo"). Here
+// RunContext runs it on a unix socket in a folder of its own and stops it
+// gracefully, as SIGTERM would, by ending its context once it has answered.
+func ExampleRunContext() {
+	dir, err := os.MkdirTemp("", "flotilla-example")
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "agent-geo.sock")
 
 	app := echo.New()
 	app.GET("/geo/:ip", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"ip": c.Param("ip"), "country": "NL"})
 	})
+	ctx, stop := context.WithCancel(context.Background())
 	go func() {
-		for {
-			if res, err := http.Get("http://127.0.0.1:38071/health"); err == nil {
-				res.Body.Close()
-				break
+		defer stop()
+		client := &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			},
+		}}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			res, err := client.Get("http://agent-geo/geo/192.0.2.1")
+			if err != nil {
+				continue // not listening yet
 			}
-			time.Sleep(5 * time.Millisecond)
+			fmt.Println(res.Status, res.Header.Get("X-Request-Id") != "")
+			res.Body.Close()
+			return
 		}
-		res, _ := http.Get("http://127.0.0.1:38071/geo/192.0.2.1")
-		fmt.Println(res.Status, res.Header.Get("X-Request-Id") != "")
-		res.Body.Close()
-		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		fmt.Println("never served")
 	}()
-	err := platform.Run(app, "agent-geo",
-		platform.WithListen("127.0.0.1:38071"),
+	err = platform.RunContext(ctx, app, "agent-geo",
+		platform.WithListen("unix:"+sock),
 		platform.WithDB(filepath.Join(dir, "flotilla.db")),
 		platform.WithRegistry(""),
 		platform.WithStderr(nilWriter{}))

@@ -54,6 +54,13 @@ func Main(app *echo.Echo, service string, opts ...Option) {
 // An upgrade request is bounded by the request timeout until its handler
 // takes the connection over; from then on its context has no deadline.
 func Run(app *echo.Echo, service string, opts ...Option) error {
+	return RunContext(context.Background(), app, service, opts...)
+}
+
+// RunContext is Run that also shuts down gracefully, as on SIGTERM, when
+// ctx ends: for tests, and for programs that run a service beside other
+// work.
+func RunContext(ctx context.Context, app *echo.Echo, service string, opts ...Option) error {
 	if app == nil {
 		return errors.New("platform: Run needs an *echo.Echo")
 	}
@@ -68,7 +75,8 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 	app.HideBanner, app.HidePort = true, true
 	app.Logger.SetOutput(lineWriter{log: log.With("source", "echo")})
 
-	ctx := context.Background()
+	stop := ctx.Done()
+	ctx = context.WithoutCancel(ctx) // setting up and shutting down run to their own bounds
 	inst, err := prepare(ctx, app, c, log)
 	if err != nil {
 		return err
@@ -89,7 +97,7 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 	srv.serve(ln)
 	signalReady()
 
-	handedOver, err := waitForEnd(srv, ln, c, sigs, log)
+	handedOver, err := waitForEnd(stop, srv, ln, c, sigs, log)
 	if err != nil {
 		return err
 	}
@@ -105,11 +113,11 @@ func Run(app *echo.Echo, service string, opts ...Option) error {
 	return nil
 }
 
-// waitForEnd serves until a signal ends the service: SIGTERM or SIGINT, or
-// SIGHUP once a successor serves on ln (then handedOver is true; a
-// successor that fails to start leaves this process serving). It returns
-// the error that stopped the server otherwise.
-func waitForEnd(srv *server, ln net.Listener, c *config, sigs <-chan os.Signal, log *slog.Logger) (handedOver bool, err error) {
+// waitForEnd serves until a signal ends the service: SIGTERM or SIGINT (or
+// stop closing), or SIGHUP once a successor serves on ln (then handedOver
+// is true; a successor that fails to start leaves this process serving).
+// It returns the error that stopped the server otherwise.
+func waitForEnd(stop <-chan struct{}, srv *server, ln net.Listener, c *config, sigs <-chan os.Signal, log *slog.Logger) (handedOver bool, err error) {
 	hups := make(chan os.Signal, 1)
 	signal.Notify(hups, syscall.SIGHUP)
 	defer signal.Stop(hups)
@@ -119,6 +127,9 @@ func waitForEnd(srv *server, ln net.Listener, c *config, sigs <-chan os.Signal, 
 			return false, fmt.Errorf("platform: %s: serve: %w", c.service, err)
 		case sig := <-sigs:
 			log.Info("shutting down", "signal", sig.String(), "timeout", c.shutdownTimeout)
+			return false, nil
+		case <-stop:
+			log.Info("shutting down", "reason", "context ended", "timeout", c.shutdownTimeout)
 			return false, nil
 		case <-hups:
 			pid, err := restart(ln, c.service, log)
@@ -211,10 +222,10 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	for _, r := range app.Routes() {
 		routed[r.Method+" "+r.Path] = true
 	}
-	for _, p := range []string{"/health", "/health/live"} {
+	for p, handler := range map[string]echo.HandlerFunc{"/health": h.Handler(), "/health/live": h.LiveHandler()} {
 		if !routed["GET "+p] {
-			app.GET(p, h.Handler())
-			app.HEAD(p, h.Handler())
+			app.GET(p, handler)
+			app.HEAD(p, handler)
 			own[p] = true
 		}
 	}
