@@ -52,7 +52,7 @@ func TestStore_FollowsItsPath(t *testing.T) {
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
 			wg.Add(1)
-			go func() { // the load
+			go func() { // the load, as fast as the writer takes it: a full queue would drop records for another reason
 				defer wg.Done()
 				for {
 					select {
@@ -60,7 +60,11 @@ func TestStore_FollowsItsPath(t *testing.T) {
 						return
 					default:
 					}
-					s.Log(testRecord("svc", int(next.Add(1))))
+					n := int(next.Add(1))
+					s.Log(testRecord("svc", n))
+					if n%1000 == 0 && s.Stats().Queued > logger.DefaultQueueSize/2 {
+						s.Flush(context.Background())
+					}
 				}
 			}()
 			waitFor(t, 10e9, "rows written before the change", func() bool { return s.Stats().Written > 5000 })
@@ -98,6 +102,7 @@ func TestStore_FollowsItsPath(t *testing.T) {
 					missing++
 				}
 			}
+			require.Zero(t, st.Dropped, "the load overran the queue")
 			assert.LessOrEqual(t, missing, 1024, "records logged after the change but not in the file at the path")
 			assert.Greater(t, len(got), 5000)
 			if change != "rm" {

@@ -16,6 +16,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/internal/traceid"
 	"github.com/flotilla-go/flotilla/logger"
 )
@@ -211,14 +212,8 @@ func integrityOK(t testing.TB, db *sql.DB) {
 	require.Equal(t, "ok", res)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor is testwait.Until.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, d, cond, what)
 }

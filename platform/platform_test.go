@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flotilla-go/flotilla/health"
+	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/internal/traceid"
 	"github.com/flotilla-go/flotilla/platform"
 )
@@ -271,15 +272,16 @@ func (s *service) inflight(t *testing.T, n int) {
 	}
 }
 
-// eventually polls cond every 5 ms until it holds, and fails the test with
-// the message msgAndArgs if it does not within d.
+// eventually is testwait.Until with a message formatted from msgAndArgs.
 func eventually(t *testing.T, d time.Duration, cond func() bool, msgAndArgs ...any) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		require.True(t, time.Now().Before(deadline), msgAndArgs...)
-		time.Sleep(5 * time.Millisecond)
+	what := ""
+	if len(msgAndArgs) > 0 {
+		if f, ok := msgAndArgs[0].(string); ok {
+			what = fmt.Sprintf(f, msgAndArgs[1:]...)
+		}
 	}
+	testwait.Until(t, d, cond, what)
 }
 
 // stop sends SIGTERM and returns the exit code.

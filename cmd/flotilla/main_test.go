@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flotilla-go/flotilla/discovery"
+	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/logger"
 	"github.com/flotilla-go/flotilla/platform"
 )
@@ -254,20 +255,10 @@ func (f *testFleet) logRows(args ...string) []logRow {
 	return rows
 }
 
-// eventually polls cond until it holds, failing after d with what and
-// the output of detail.
+// eventually is testwait.Until.
 func eventually(t *testing.T, d time.Duration, cond func() bool, what string, detail ...func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			for _, f := range detail {
-				what += "\n" + f()
-			}
-			t.Fatal(what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.Until(t, d, cond, what, detail...)
 }
 
 func freePort(t testing.TB) int {

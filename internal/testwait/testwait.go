@@ -19,3 +19,20 @@ func Closed(tb testing.TB, ch <-chan struct{}, d time.Duration) {
 		tb.Fatalf("not closed within %v", d)
 	}
 }
+
+// Until polls cond every 5 ms until it holds, and fails the test if it does
+// not within d, saying what it waited for and, after it, the output of each
+// of details (a log, a screen), read only then.
+func Until(tb testing.TB, d time.Duration, cond func() bool, what string, details ...func() string) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			for _, f := range details {
+				what += "\n" + f()
+			}
+			tb.Fatalf("not within %v: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
