@@ -111,3 +111,41 @@ func TestStore_QueriesUseIndexes(t *testing.T) {
 	assert.Contains(t, plan("SELECT * FROM requests WHERE trace_id = ? AND trace_id <> '' ORDER BY ts, id", "x"), "INDEX requests_trace")
 	assert.Contains(t, plan("SELECT id FROM requests WHERE ts < ? ORDER BY ts LIMIT 5000", 0), "INDEX requests_ts_cover")
 }
+
+// The p95 query of docs/migrating-from-pm2.md gives Summary's number.
+func TestSummary_MatchesTheDocumentedSQL(t *testing.T) {
+	s, path := openStore(t)
+	now := time.Now()
+	for i := 1; i <= 137; i++ {
+		s.Log(logger.Record{Time: now, Service: "a", Status: 200, Duration: time.Duration(i*i) * time.Microsecond})
+	}
+	for i := 1; i <= 9; i++ {
+		s.Log(logger.Record{Time: now, Service: "b", Status: 200, Duration: time.Duration(10-i) * time.Millisecond})
+	}
+	s.Log(logger.Record{Time: now, Service: "b", Status: http.StatusSwitchingProtocols, Duration: time.Hour})
+	require.NoError(t, s.Flush(context.Background()))
+	sum, err := s.Summary(context.Background(), now.Add(-time.Hour))
+	require.NoError(t, err)
+
+	rows, err := rawDB(t, path).Query(`WITH d AS (
+  SELECT service, duration_us,
+         row_number() OVER (PARTITION BY service ORDER BY duration_us) AS rn,
+         count(*) OVER (PARTITION BY service) AS n
+  FROM requests
+  WHERE ts >= (unixepoch() - 3600) * 1000000 AND status <> 101
+)
+SELECT service, duration_us / 1000.0 AS p95_ms
+FROM d WHERE rn = (n * 95 + 99) / 100
+ORDER BY service;`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var got []float64
+	for rows.Next() {
+		var svc string
+		var p95 float64
+		require.NoError(t, rows.Scan(&svc, &p95))
+		got = append(got, p95)
+	}
+	require.Len(t, sum, 2)
+	assert.Equal(t, []float64{float64(sum[0].P95.Microseconds()) / 1000, float64(sum[1].P95.Microseconds()) / 1000}, got)
+}
