@@ -1,16 +1,23 @@
 package platform
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flotilla-go/flotilla/breaker"
 	"github.com/flotilla-go/flotilla/discovery"
+	"github.com/flotilla-go/flotilla/internal/traceid"
 )
 
 // running is the port map of the service Run is running, for Client.
@@ -70,18 +77,78 @@ func (b *byName) RoundTrip(req *http.Request) (*http.Response, error) {
 	return b.rt.RoundTrip(req)
 }
 
-// Propagate returns a RoundTripper that adds the W3C trace context of each
-// request's context (traceparent, and baggage) to its headers, through the
-// global propagator Run installs, and the request id of the context (see
-// RequestID) as X-Request-ID unless the request has one, then sends it with
-// next. Client and NewClient use it; use it for a transport of your own,
-// such as a reverse proxy's.
+// Propagate returns a RoundTripper that makes a CLIENT span for each call
+// whose context is in a trace, as the child of the context's span, and adds
+// its W3C trace context (traceparent and tracestate, and baggage) to the
+// request's headers through the global propagator Run installs, so the
+// sibling's span is the call's child; and the request id of the context
+// (see RequestID) as X-Request-ID unless the request has one. Then it sends
+// the request with next. When spans are exported the client span is
+// recorded with the HTTP conventions' attributes (http.request.method,
+// server.address, server.port, url.full without its query,
+// http.response.status_code, error.type); otherwise it is only a new span
+// id, which costs next to nothing. Client and NewClient use it; use it for
+// a transport of your own, such as a reverse proxy's.
 func Propagate(next http.RoundTripper) http.RoundTripper { return propagate{next} }
 
 type propagate struct{ next http.RoundTripper }
 
+// clientTracer records client spans when spans are exported; nil otherwise.
+var clientTracer atomic.Value // trace.Tracer
+
+// spanIDs makes the span ids of unrecorded client spans.
+var spanIDs traceid.Generator
+
 func (p propagate) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	var span trace.Span
+	if parent := trace.SpanContextFromContext(ctx); parent.IsValid() {
+		if tr, _ := clientTracer.Load().(trace.Tracer); tr != nil {
+			ctx, span = tr.Start(ctx, req.Method, trace.WithSpanKind(trace.SpanKindClient))
+		} else {
+			sc := parent.WithSpanID(spanIDs.NewSpanID(ctx, parent.TraceID())).WithRemote(false)
+			ctx = trace.ContextWithSpanContext(ctx, sc)
+		}
+	}
+	res, err := p.send(ctx, req)
+	if span != nil {
+		endClientSpan(span, req, res, err)
+	}
+	return res, err
+}
+
+// endClientSpan sets a recorded client span's attributes and ends it.
+func endClientSpan(span trace.Span, req *http.Request, res *http.Response, err error) {
+	u := *req.URL
+	u.RawQuery, u.Fragment, u.User = "", "", nil
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443"}[u.Scheme]
+		if port == "" {
+			port = "80"
+		}
+	}
+	p, _ := strconv.Atoi(port)
+	span.SetAttributes(
+		attribute.String("http.request.method", req.Method),
+		attribute.String("server.address", host),
+		attribute.Int("server.port", p),
+		attribute.String("url.full", u.String()))
+	switch {
+	case err != nil:
+		span.SetAttributes(attribute.String("error.type", fmt.Sprintf("%T", err)))
+		span.SetStatus(codes.Error, err.Error())
+	default:
+		span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
+		if res.StatusCode >= 400 {
+			span.SetAttributes(attribute.String("error.type", strconv.Itoa(res.StatusCode)))
+			span.SetStatus(codes.Error, "")
+		}
+	}
+	span.End()
+}
+
+func (p propagate) send(ctx context.Context, req *http.Request) (*http.Response, error) {
 	carrier := propagation.HeaderCarrier(http.Header{})
 	otel.GetTextMapPropagator().Inject(ctx, carrier)
 	if id := RequestID(ctx); id != "" && req.Header.Get(echo.HeaderXRequestID) == "" {

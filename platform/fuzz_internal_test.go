@@ -21,7 +21,7 @@ func FuzzTraceContext(f *testing.F) {
 	f.Add("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "foo=1,foo=1")
 	f.Add("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-extra", strings.Repeat("k=v,", 100))
 	f.Add("\x00", "=\x00")
-	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	prop := propagation.NewCompositeTextMapPropagator(traceContext{}, propagation.Baggage{})
 	spans := newServerSpans(noop.NewTracerProvider(), false, prop)
 	f.Fuzz(func(t *testing.T, traceparent, tracestate string) {
 		h := http.Header{}
@@ -36,6 +36,16 @@ func FuzzTraceContext(f *testing.F) {
 		}
 		if remote := trace.SpanContextFromContext(spans.extract(context.Background(), h)); remote.IsValid() && remote.TraceID() != sc.TraceID() {
 			t.Fatalf("a valid remote trace %v was not continued: %v", remote.TraceID(), sc.TraceID())
+		}
+		// What is sent on is well formed, and parses back to the span.
+		out := propagation.HeaderCarrier(http.Header{})
+		traceContext{}.Inject(ctx, out)
+		back, ok := parseTraceparent(out.Get("Traceparent"))
+		if !ok || back.TraceID() != sc.TraceID() || back.SpanID() != sc.SpanID() {
+			t.Fatalf("sent traceparent %q does not parse back to %v", out.Get("Traceparent"), sc)
+		}
+		if ts := out.Get("Tracestate"); ts != "" && combineTracestate([]string{ts}) != ts {
+			t.Fatalf("sent tracestate %q is not one the parser keeps as it is", ts)
 		}
 	})
 }

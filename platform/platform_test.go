@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -96,6 +97,7 @@ func runService(name string) {
 		b, _ := io.ReadAll(res.Body)
 		return c.String(res.StatusCode, name+">"+string(b))
 	})
+	app.POST("/test", traceContextTest)
 	app.GET("/stream", streamLines)
 	app.GET("/relay/*", echo.WrapHandler(&httputil.ReverseProxy{
 		// A gateway's proxy, to the service PLATFORM_TEST_RELAY_TO.
@@ -113,6 +115,33 @@ func runService(name string) {
 		opts = append(opts, platform.WithRegistry(p)) // the port map given in code, not the environment
 	}
 	platform.Main(app, name, opts...)
+}
+
+// traceContextTest is the W3C Trace Context harness's test endpoint: for
+// each {url, arguments} of the posted array, in order, it POSTs arguments
+// to url through platform.Client, which propagates the trace context.
+func traceContextTest(c echo.Context) error {
+	var calls []struct {
+		URL       string          `json:"url"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	if err := c.Bind(&calls); err != nil {
+		return err
+	}
+	for _, call := range calls {
+		req, err := http.NewRequestWithContext(c.Request().Context(), http.MethodPost, call.URL, bytes.NewReader(call.Arguments))
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := platform.Client().Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	return c.NoContent(http.StatusOK)
 }
 
 // streamLines takes the connection over, as a WebSocket handler does, and

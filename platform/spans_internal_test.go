@@ -16,7 +16,7 @@ import (
 	"github.com/flotilla-go/flotilla/internal/traceid"
 )
 
-var w3c = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+var w3c = propagation.NewCompositeTextMapPropagator(traceContext{}, propagation.Baggage{})
 
 // spanOf returns the span context s gives a request with headers h.
 func spanOf(s *serverSpans, h http.Header) trace.SpanContext {

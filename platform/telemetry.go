@@ -78,7 +78,10 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 	t.tp = sdktrace.NewTracerProvider(topts...)
 	t.shutdown = append(t.shutdown, t.tp.Shutdown)
 	otel.SetTracerProvider(t.tp)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(traceContext{}, propagation.Baggage{}))
+	if t.recorded {
+		clientTracer.Store(t.tp.Tracer("github.com/flotilla-go/flotilla/platform"))
+	}
 
 	var readers []sdkmetric.Option
 	if c.metrics {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -41,6 +43,8 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 type span struct {
 	service, name, traceID, spanID, parentID string
+	kind                                     string
+	attrs                                    map[string]string
 }
 
 func (r *receiver) all() []span {
@@ -56,7 +60,17 @@ func (r *receiver) all() []span {
 		}
 		for _, ss := range rs.ScopeSpans {
 			for _, s := range ss.Spans {
-				out = append(out, span{svc, s.Name, hex.EncodeToString(s.TraceId), hex.EncodeToString(s.SpanId), hex.EncodeToString(s.ParentSpanId)})
+				attrs := map[string]string{}
+				for _, a := range s.Attributes {
+					switch v := a.Value.Value.(type) {
+					case *commonpb.AnyValue_StringValue:
+						attrs[a.Key] = v.StringValue
+					case *commonpb.AnyValue_IntValue:
+						attrs[a.Key] = strconv.FormatInt(v.IntValue, 10)
+					}
+				}
+				out = append(out, span{svc, s.Name, hex.EncodeToString(s.TraceId), hex.EncodeToString(s.SpanId),
+					hex.EncodeToString(s.ParentSpanId), s.Kind.String(), attrs})
 			}
 		}
 	}
@@ -88,22 +102,27 @@ func TestRun_ExportsSpansOverOTLP(t *testing.T) {
 	assert.Equal(t, 0, a.stop(t)) // shutdown flushes the exporter
 	assert.Equal(t, 0, b.stop(t))
 
-	var ca, cb span
+	var ca, cb, client span
 	for _, s := range rcv.all() {
-		if s.name != "GET /chain/*" {
-			continue
-		}
-		switch s.service {
-		case "svc-a":
+		switch {
+		case s.name == "GET" && s.service == "svc-a":
+			client = s
+		case s.name != "GET /chain/*":
+		case s.service == "svc-a":
 			ca = s
-		case "svc-b":
+		case s.service == "svc-b":
 			cb = s
 		}
 	}
 	require.NotEmpty(t, ca.spanID, "svc-a's server span arrived: %+v", rcv.all())
 	require.NotEmpty(t, cb.spanID, "svc-b's server span arrived")
 	assert.Equal(t, ca.traceID, cb.traceID, "one trace")
-	assert.Equal(t, ca.spanID, cb.parentID, "svc-b's span is a child of svc-a's")
+	require.NotEmpty(t, client.spanID, "svc-a's client span arrived: %+v", rcv.all())
+	assert.Equal(t, ca.spanID, client.parentID, "the call is a child of svc-a's server span")
+	assert.Equal(t, client.spanID, cb.parentID, "svc-b's span is a child of the call")
+	assert.Equal(t, "SPAN_KIND_CLIENT", client.kind)
+	assert.Equal(t, map[string]string{"http.request.method": "GET", "server.address": "svc-b", "server.port": "80",
+		"url.full": "http://svc-b/chain/", "http.response.status_code": "200"}, client.attrs)
 	assert.Equal(t, "", ca.parentID, "svc-a's span is the root")
 }
 
