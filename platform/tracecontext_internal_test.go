@@ -28,8 +28,8 @@ func sent(h http.Header) (string, string) {
 
 func TestTraceContext_Traceparent(t *testing.T) {
 	for value, want := range map[string]string{
-		validParent: validParent,
-		" \t" + validParent + " ":                                      validParent,
+		validParent:               validParent,
+		" \t" + validParent + " ": validParent,
 		"00-12345678901234567890123456789012-1234567890123456-03":      "00-12345678901234567890123456789012-1234567890123456-03", // random flag kept
 		"00-12345678901234567890123456789012-1234567890123456-ff":      "00-12345678901234567890123456789012-1234567890123456-03",
 		"cc-12345678901234567890123456789012-1234567890123456-01-what": "00-12345678901234567890123456789012-1234567890123456-01", // a later version
@@ -40,7 +40,7 @@ func TestTraceContext_Traceparent(t *testing.T) {
 		"00-00000000000000000000000000000000-1234567890123456-01":      "",
 		"00-12345678901234567890123456789012-0000000000000000-01":      "",
 		"00-12345678901234567890123456789012-1234567890123456-0":       "",
-		"":                                                             "",
+		"": "",
 	} {
 		got, _ := sent(http.Header{"Traceparent": {value}})
 		assert.Equal(t, want, got, "%q", value)
