@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flotilla-go/flotilla/breaker"
+	"github.com/flotilla-go/flotilla/internal/traceid"
 )
 
 // BenchmarkChain serves a hello-world route through the full platform
@@ -113,8 +115,9 @@ func benchApp(b *testing.B, hello echo.HandlerFunc) (*echo.Echo, *instance) {
 // made inside a handler, whose context can end: with the platform's request
 // context, which the breaker's attempt registers with directly, and with a
 // context.WithTimeout on the connection's context, as a handler gets
-// elsewhere. base is the RoundTripper alone, recordRT, which answers at
-// once without a network.
+// elsewhere; and Propagate over the breaker for a traced request, as
+// platform.Client sends it. base is the RoundTripper alone, recordRT, which
+// answers at once without a network.
 func BenchmarkSiblingCall(b *testing.B) {
 	conn, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -122,6 +125,10 @@ func BenchmarkSiblingCall(b *testing.B) {
 	defer rc.cancel()
 	withTimeout, cancelTimeout := context.WithTimeout(conn, 30*time.Second)
 	defer cancelTimeout()
+	// A traced request's context, as the tracing middleware leaves it when
+	// nothing is exported: the call through Propagate gets a client span.
+	tid, sid := traceid.Generator{}.NewIDs(rc)
+	traced := trace.ContextWithSpanContext(rc, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
 	for _, tc := range []struct {
 		name string
 		ctx  context.Context
@@ -130,6 +137,7 @@ func BenchmarkSiblingCall(b *testing.B) {
 		{"base", rc, &recordRT{}},
 		{"breaker/request-context", rc, breaker.NewTransport(&recordRT{})},
 		{"breaker/context.WithTimeout", withTimeout, breaker.NewTransport(&recordRT{})},
+		{"propagate+breaker/traced", traced, Propagate(breaker.NewTransport(&recordRT{}))},
 	} {
 		req, _ := http.NewRequestWithContext(tc.ctx, http.MethodGet, "http://agent-geo/geo/1.1.1.1", nil)
 		b.Run(tc.name, func(b *testing.B) {
