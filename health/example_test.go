@@ -37,7 +37,7 @@ func ExampleHealth() {
 	fmt.Println(r.Status, r.Output)
 	// Output:
 	// 200 application/health+json
-	// warn disk:utilization: warn
+	// warn disk:utilization: disk 91% full
 }
 
 // A monitor of two services that prints one alert per change of the fleet.

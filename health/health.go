@@ -195,7 +195,11 @@ func (h *Health) evaluate(ctx context.Context, checks []Check) Response {
 		r.Checks[x.key] = append(r.Checks[x.key], x.res)
 		r.Status = worse(r.Status, x.status)
 		if x.status != Pass {
-			outputs = append(outputs, x.key+": "+string(x.res.Status))
+			text := x.res.Output
+			if text == "" {
+				text = string(x.res.Status)
+			}
+			outputs = append(outputs, x.key+": "+text)
 		}
 	}
 	if r.Status != Pass && !h.hideDetails {

@@ -359,8 +359,11 @@ func (m *Monitor) probe(ctx context.Context, t Target) (status Status, reason st
 	if ct == MediaType || ct == "application/json" {
 		var hr Response
 		if err := json.Unmarshal(body, &hr); err == nil && hr.Status != "" {
-			status, reason := fromReport(res, &hr)
-			return status, reason, true
+			if st, ok := ParseStatus(string(hr.Status)); ok {
+				hr.Status = st
+				status, reason := fromReport(res, &hr)
+				return status, reason, true
+			}
 		}
 	}
 	if res.StatusCode >= 200 && res.StatusCode < 300 {
@@ -382,20 +385,20 @@ func fromReport(res *http.Response, hr *Response) (Status, string) {
 
 func reportReason(res *http.Response, hr *Response) string {
 	reason := res.Status + ": " + string(hr.Status)
-	if hr.Output != "" {
-		reason += ": " + hr.Output
+	if hr.Output != "" { // the failing checks' outputs, from this package's services
+		return reason + ": " + hr.Output
 	}
 	var keys []string
 	for k, rs := range hr.Checks {
 		for _, r := range rs {
 			if r.Status != Pass && r.Output != "" {
-				keys = append(keys, k+"="+r.Output)
+				keys = append(keys, k+": "+r.Output)
 			}
 		}
 	}
 	slices.Sort(keys)
 	if len(keys) > 0 {
-		reason += " (" + strings.Join(keys, "; ") + ")"
+		reason += ": " + strings.Join(keys, "; ")
 	}
 	return reason
 }

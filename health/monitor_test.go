@@ -239,13 +239,13 @@ func TestMonitor_Reasons(t *testing.T) {
 	}
 	assert.Equal(t, "timeout after 100ms", by["slow"].Reason)
 	assert.False(t, by["slow"].Up)
-	assert.Equal(t, "503 Service Unavailable: fail: postgres: fail (postgres=connection refused)", by["sick"].Reason)
+	assert.Equal(t, "503 Service Unavailable: fail: postgres: connection refused", by["sick"].Reason)
 	assert.Equal(t, "500 Internal Server Error", by["plain500"].Reason)
 	assert.True(t, by["plain200"].Up)
 	assert.Equal(t, health.Pass, by["plain200"].Status)
 	assert.True(t, by["warn"].Up, "warn is up")
 	assert.Equal(t, health.Warn, by["warn"].Status)
-	assert.Contains(t, by["warn"].Reason, "disk=disk 91% full")
+	assert.Contains(t, by["warn"].Reason, "disk: disk 91% full")
 	assert.Equal(t, "connection refused", by["closed"].Reason)
 	assert.Equal(t, []string{"slow", "sick", "plain500", "closed"}, snap.Down())
 	for name, answered := range map[string]bool{"slow": false, "closed": false, "sick": true, "plain500": true, "plain200": true, "warn": true} {
@@ -338,4 +338,24 @@ func TestMonitor_Run(t *testing.T) {
 	}
 	cancel()
 	assert.ErrorIs(t, <-done, context.Canceled)
+}
+
+// A status is read as the draft says consumers must: case aside, with the
+// aliases ok and up for pass, error and down for fail, so a Spring Boot
+// service's {"status":"UP"} is up.
+func TestMonitor_ReadsStatusLikeTheDraft(t *testing.T) {
+	for body, want := range map[string]health.Status{
+		`{"status":"ok"}`: health.Pass, `{"status":"up"}`: health.Pass, `{"status":"UP"}`: health.Pass,
+		`{"status":"PASS"}`: health.Pass, `{"status":"Warn"}`: health.Warn, `{"status":"error"}`: health.Fail,
+		`{"status":"DOWN"}`: health.Fail, `{"status":"bogus"}`: health.Pass, // a 200 whose body says nothing known
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, body)
+		}))
+		snap := health.NewMonitor([]health.Target{{Name: "x", URL: srv.URL}}, health.WithDownAfter(1)).Poll(context.Background())
+		srv.Close()
+		assert.Equal(t, want, snap.Targets[0].Status, body)
+		assert.Equal(t, want != health.Fail, snap.Targets[0].Up, body)
+	}
 }

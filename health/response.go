@@ -1,5 +1,7 @@
 package health
 
+import "strings"
+
 // MediaType is the media type of a health response, from
 // draft-inadarei-api-health-check-06.
 const MediaType = "application/health+json"
@@ -17,6 +19,21 @@ const (
 	// Fail means unhealthy: stop sending traffic.
 	Fail Status = "fail"
 )
+
+// ParseStatus reads a status as the draft's consumers must (§3.1): case
+// aside, "pass", "ok" and "up" are Pass, "warn" is Warn, "fail", "error" and
+// "down" are Fail. Anything else is not a status (ok is false).
+func ParseStatus(s string) (Status, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "pass", "ok", "up":
+		return Pass, true
+	case "warn":
+		return Warn, true
+	case "fail", "error", "down":
+		return Fail, true
+	}
+	return "", false
+}
 
 // worse returns the worse of a and b.
 func worse(a, b Status) Status {
