@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -128,7 +127,7 @@ func tracing(spans *serverSpans, timeout time.Duration, st *streams) echo.Middle
 		return func(c echo.Context) error {
 			req := c.Request()
 			route := c.Path()
-			ctx, span := spans.start(spans.extract(req.Context(), req.Header), req.Method, route)
+			ctx, span := spans.start(spans.extract(req.Context(), req.Header), knownMethod(req.Method), route)
 			id := c.Response().Header().Get(echo.HeaderXRequestID)
 			var cancel func()
 			if upgrade.Requested(req.Header) {
@@ -139,24 +138,28 @@ func tracing(spans *serverSpans, timeout time.Duration, st *streams) echo.Middle
 			}
 			defer cancel()
 			c.SetRequest(req.WithContext(ctx))
-			err := next(c)
-			if span.IsRecording() {
-				status := statusOf(c)
-				span.SetAttributes(
-					attribute.String("http.request.method", req.Method),
-					attribute.String("http.route", route),
-					attribute.String("url.path", req.URL.Path),
-					attribute.Int("http.response.status_code", status),
-					attribute.String("client.address", c.RealIP()),
-					attribute.String("user_agent.original", req.UserAgent()))
-				if status >= 500 {
-					span.SetStatus(codes.Error, http.StatusText(status))
+			var err error
+			defer func() { // also when the handler panics: recover, outside, answers 500
+				if span.IsRecording() {
+					status := statusOf(c)
+					p := recover()
+					if p != nil {
+						status = http.StatusInternalServerError
+					}
+					span.SetAttributes(serverAttributes(req, route, c.RealIP(), status)...)
+					if status >= 500 {
+						span.SetStatus(codes.Error, http.StatusText(status))
+					}
+					if err != nil {
+						span.RecordError(err)
+					}
+					span.End()
+					if p != nil {
+						panic(p)
+					}
 				}
-				if err != nil {
-					span.RecordError(err)
-				}
-			}
-			span.End()
+			}()
+			err = next(c)
 			return err
 		}
 	}

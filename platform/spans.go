@@ -49,11 +49,11 @@ func (s *serverSpans) extract(ctx context.Context, h http.Header) context.Contex
 	return ctx
 }
 
-// start starts the server span named "METHOD route" as the child of the
-// span context in ctx, if any.
+// start starts the server span named "METHOD route" ("METHOD" when no route
+// matched) as the child of the span context in ctx, if any.
 func (s *serverSpans) start(ctx context.Context, method, route string) (context.Context, trace.Span) {
 	if s.tracer != nil {
-		return s.tracer.Start(ctx, method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
+		return s.tracer.Start(ctx, spanName(method, route), trace.WithSpanKind(trace.SpanKindServer))
 	}
 	parent := trace.SpanContextFromContext(ctx)
 	cfg := trace.SpanContextConfig{TraceFlags: parent.TraceFlags(), TraceState: parent.TraceState()}

@@ -52,9 +52,11 @@ func otlpVariable(signal string) string {
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); sampling follows OTEL_TRACES_SAMPLER.
 // Metrics are collected when /metrics is on or an OTLP endpoint is set.
 func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(
-		attribute.String("service.name", c.service),
-		attribute.String("service.version", c.version)))
+	attrs := []attribute.KeyValue{attribute.String("service.name", c.service)}
+	if c.version != "" { // an empty version says nothing
+		attrs = append(attrs, attribute.String("service.version", c.version))
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attrs...))
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +122,8 @@ func (t *telemetry) Shutdown(ctx context.Context) error {
 func (t *telemetry) requestMetrics(rl *requestLog) (echo.MiddlewareFunc, error) {
 	m := t.mp.Meter("github.com/flotilla-go/flotilla/platform")
 	dur, err := m.Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of HTTP server requests, by route and status."))
+		metric.WithDescription("Duration of HTTP server requests, by route and status."),
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	if err != nil {
 		return nil, err
 	}
@@ -150,12 +153,29 @@ func (t *telemetry) requestMetrics(rl *requestLog) (echo.MiddlewareFunc, error) 
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
-			err := next(c)
-			dur.Record(c.Request().Context(), time.Since(start).Seconds(), metric.WithAttributes(
-				attribute.String("http.route", c.Path()),
-				attribute.String("http.request.method", c.Request().Method),
-				attribute.String("http.response.status_code", strconv.Itoa(statusOf(c)))))
-			return err
+			defer func() {
+				status := statusOf(c)
+				p := recover()
+				if p != nil { // recover, outside, answers 500
+					status = http.StatusInternalServerError
+				}
+				attrs := []attribute.KeyValue{
+					attribute.String("http.request.method", knownMethod(c.Request().Method)),
+					attribute.Int("http.response.status_code", status),
+					attribute.String("url.scheme", "http"),
+				}
+				if route := c.Path(); route != "" {
+					attrs = append(attrs, attribute.String("http.route", route))
+				}
+				if status >= 500 {
+					attrs = append(attrs, attribute.String("error.type", strconv.Itoa(status)))
+				}
+				dur.Record(c.Request().Context(), time.Since(start).Seconds(), metric.WithAttributes(attrs...))
+				if p != nil {
+					panic(p)
+				}
+			}()
+			return next(c)
 		}
 	}, nil
 }

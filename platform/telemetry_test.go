@@ -5,8 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +20,8 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/flotilla-go/flotilla/internal/testwait"
 )
 
 // receiver is an OTLP/HTTP trace receiver: it decodes what the real
@@ -146,5 +151,35 @@ func TestRun_Metrics(t *testing.T) {
 	assert.Regexp(t, `http_response_status_code="101",http_route="/stream"`, text, "an upgraded connection, as the log says")
 	assert.Contains(t, text, "flotilla_requestlog_queue")
 	assert.Contains(t, text, `service_name="agent-geo"`)
+
+	// The conventions: seconds in their buckets, no made-up method as a
+	// label, error.type on 5xx, no http.route for a request no route took.
+	req, err := http.NewRequest("FOO", "http://127.0.0.1:"+port+"/hello/x", nil)
+	require.NoError(t, err)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	s.get(t, "/nope")
+	s.get(t, "/panic")
+	testwait.Until(t, 10*time.Second, func() bool {
+		_, text = s.get(t, "/metrics")
+		return contains(text, `http_request_method="_OTHER"`) && contains(text, `http_response_status_code="500"`)
+	}, "/metrics never showed the odd requests", func() string { return text })
+	assert.NotContains(t, text, "FOO")
+	for _, le := range []string{"0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75", "1", "2.5", "5", "7.5", "10", "+Inf"} {
+		assert.Contains(t, text, `le="`+le+`"`, "semconv's bucket boundary %s", le)
+	}
+	assert.NotContains(t, text, `le="10000"`, "not the SDK's millisecond defaults")
+	assert.Regexp(t, `error_type="500",http_request_method="GET",http_response_status_code="500"`, text)
+	assert.Regexp(t, `\{http_request_method="GET",http_response_status_code="404",[^}]*\}`, text)
+	assert.NotRegexp(t, `http_response_status_code="404",http_route=`, text)
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		check := exec.Command(promtool, "check", "metrics")
+		check.Stdin = strings.NewReader(text)
+		out, err := check.CombinedOutput()
+		assert.NoError(t, err, "promtool check metrics: %s", out)
+	} else if os.Getenv("FLOTILLA_REQUIRE_INTEGRATION") != "" {
+		t.Fatal("promtool is not installed (apt-get install prometheus)")
+	}
 	assert.Equal(t, 0, s.stop(t))
 }
