@@ -510,6 +510,11 @@ func TestRun_BadEnvironment(t *testing.T) {
 		"FLOTILLA_LISTEN=unix:relative":       `FLOTILLA_LISTEN="unix:relative": an endpoint`,
 		"FLOTILLA_METRICS=yes":                `FLOTILLA_METRICS="yes": 1 or 0`,
 		"FLOTILLA_REGISTRY=/nonexistent.toml": "/nonexistent.toml",
+		"OTEL_TRACES_EXPORTER=console":        `OTEL_TRACES_EXPORTER="console": give otlp or none`,
+		"OTEL_METRICS_EXPORTER=prom":          `OTEL_METRICS_EXPORTER="prom": give otlp or none`,
+		"OTEL_SDK_DISABLED=maybe":             `OTEL_SDK_DISABLED="maybe": give true or false`,
+		"OTEL_EXPORTER_OTLP_PROTOCOL=grpc":    `OTEL_EXPORTER_OTLP_PROTOCOL="grpc": only http/protobuf is built in`,
+		"OTEL_RESOURCE_ATTRIBUTES=%zz":        `OTEL_RESOURCE_ATTRIBUTES="%zz": give key=value pairs`,
 	} {
 		s := start(t, "agent-geo", env)
 		assert.Equal(t, 1, s.wait(t), env)

@@ -47,10 +47,10 @@ func otlpVariable(signal string) string {
 }
 
 // newTelemetry sets up tracing, which always runs so that every request has
-// a trace id for its log row, and exports spans over OTLP/HTTP only when an
-// OTLP endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); sampling follows OTEL_TRACES_SAMPLER.
-// Metrics are collected when /metrics is on or an OTLP endpoint is set.
+// a trace id for its log row, and exports spans over OTLP/HTTP only when the
+// SDK's variables say so (see exportOn); sampling follows
+// OTEL_TRACES_SAMPLER. Metrics are collected when /metrics is on or they
+// are exported.
 func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 	attrs := []attribute.KeyValue{attribute.String("service.name", c.service)}
 	if c.version != "" { // an empty version says nothing
@@ -60,12 +60,27 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
+	fromEnv, err := envResource(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if res, err = resource.Merge(res, fromEnv); err != nil { // the environment's say wins
+		return nil, err
+	}
+	traces, err := exportOn("TRACES")
+	if err != nil {
+		return nil, err
+	}
+	metricsOut, err := exportOn("METRICS")
+	if err != nil {
+		return nil, err
+	}
 	t := &telemetry{}
 	// Trace ids begin with the time, so the request log's trace index
 	// grows at its end (see internal/traceid).
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(traceid.Generator{})}
-	t.recorded = otlpConfigured("TRACES") || os.Getenv("OTEL_TRACES_SAMPLER") != ""
-	if otlpConfigured("TRACES") {
+	t.recorded = traces || os.Getenv("OTEL_TRACES_SAMPLER") != ""
+	if traces {
 		exp, err := otlpSpanExporter(ctx)
 		if err != nil {
 			return nil, err
@@ -94,7 +109,7 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 		readers = append(readers, sdkmetric.WithReader(r))
 		t.metrics = h
 	}
-	if otlpConfigured("METRICS") {
+	if metricsOut {
 		r, err := otlpMetricReader(ctx)
 		if err != nil {
 			return nil, err

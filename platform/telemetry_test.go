@@ -29,10 +29,16 @@ import (
 type receiver struct {
 	mu    sync.Mutex
 	spans []*tracepb.ResourceSpans
+	other []string // paths of other exports, such as /v1/metrics
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
+	if req.URL.Path != "/v1/traces" {
+		r.mu.Lock()
+		r.other = append(r.other, req.URL.Path)
+		r.mu.Unlock()
+	}
 	var msg coltrace.ExportTraceServiceRequest
 	if req.URL.Path != "/v1/traces" || proto.Unmarshal(body, &msg) != nil {
 		http.Error(w, "bad export", http.StatusBadRequest)
@@ -182,4 +188,35 @@ func TestRun_Metrics(t *testing.T) {
 		t.Fatal("promtool is not installed (apt-get install prometheus)")
 	}
 	assert.Equal(t, 0, s.stop(t))
+}
+
+// Against a traces-only backend: the general endpoint with
+// OTEL_METRICS_EXPORTER=none exports spans and no metrics, and logs no
+// error; OTEL_SERVICE_NAME names the spans' service.
+func TestRun_OTelEnvironment(t *testing.T) {
+	rcv := &receiver{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: rcv}
+	go srv.Serve(ln)
+	defer srv.Close()
+	dir := tempDir(t)
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(dir, "f.db"), "PORT="+port,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+ln.Addr().String(), "OTEL_METRICS_EXPORTER=none",
+		"OTEL_SERVICE_NAME=geo-in-otel", "OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=test",
+		"OTEL_BSP_SCHEDULE_DELAY=50", "OTEL_METRIC_EXPORT_INTERVAL=50").at("tcp", "127.0.0.1:"+port)
+	s.healthy(t)
+	s.get(t, "/hello/otel")
+	assert.Equal(t, 0, s.stop(t))
+	var names []string
+	for _, sp := range rcv.all() {
+		names = append(names, sp.service+" "+sp.name)
+	}
+	assert.Contains(t, names, "geo-in-otel GET /hello/:who")
+	rcv.mu.Lock()
+	assert.Empty(t, rcv.other, "no metrics exported")
+	rcv.mu.Unlock()
+	assert.NotContains(t, s.stderr.String(), "failed to upload")
+	assert.NotContains(t, s.stderr.String(), `"level":"ERROR"`)
 }
