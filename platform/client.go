@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -96,6 +99,10 @@ type propagate struct{ next http.RoundTripper }
 // clientTracer records client spans when spans are exported; nil otherwise.
 var clientTracer atomic.Value // trace.Tracer
 
+// clientDuration records http.client.request.duration when metrics are on;
+// nil otherwise.
+var clientDuration atomic.Value // metric.Float64Histogram
+
 // spanIDs makes the span ids of unrecorded client spans.
 var spanIDs traceid.Generator
 
@@ -110,25 +117,61 @@ func (p propagate) RoundTrip(req *http.Request) (*http.Response, error) {
 			ctx = trace.ContextWithSpanContext(ctx, sc)
 		}
 	}
+	var start time.Time
+	hist, _ := clientDuration.Load().(metric.Float64Histogram)
+	if hist != nil {
+		start = time.Now()
+	}
 	res, err := p.send(ctx, req)
 	if span != nil {
 		endClientSpan(span, req, res, err)
 	}
+	if hist != nil {
+		recordClientCall(ctx, hist, time.Since(start), req, res, err)
+	}
 	return res, err
+}
+
+// recordClientCall records one call in http.client.request.duration, with
+// the conventions' attributes: the method (known ones only), the server's
+// address and port, the status, and error.type on failures.
+func recordClientCall(ctx context.Context, h metric.Float64Histogram, d time.Duration, req *http.Request, res *http.Response, err error) {
+	host, p := serverOf(req.URL)
+	attrs := []attribute.KeyValue{
+		attribute.String("http.request.method", knownMethod(req.Method)),
+		attribute.String("server.address", host),
+		attribute.Int("server.port", p),
+		attribute.String("url.scheme", req.URL.Scheme),
+	}
+	switch {
+	case err != nil:
+		attrs = append(attrs, attribute.String("error.type", fmt.Sprintf("%T", err)))
+	default:
+		attrs = append(attrs, attribute.Int("http.response.status_code", res.StatusCode))
+		if res.StatusCode >= 500 {
+			attrs = append(attrs, attribute.String("error.type", strconv.Itoa(res.StatusCode)))
+		}
+	}
+	h.Record(ctx, d.Seconds(), metric.WithAttributes(attrs...))
+}
+
+// serverOf is the host and port a call goes to, the port from the scheme
+// when the URL has none.
+func serverOf(u *url.URL) (string, int) {
+	if p, err := strconv.Atoi(u.Port()); err == nil {
+		return u.Hostname(), p
+	}
+	if u.Scheme == "https" {
+		return u.Hostname(), 443
+	}
+	return u.Hostname(), 80
 }
 
 // endClientSpan sets a recorded client span's attributes and ends it.
 func endClientSpan(span trace.Span, req *http.Request, res *http.Response, err error) {
 	u := *req.URL
 	u.RawQuery, u.Fragment, u.User = "", "", nil
-	host, port := u.Hostname(), u.Port()
-	if port == "" {
-		port = map[string]string{"https": "443"}[u.Scheme]
-		if port == "" {
-			port = "80"
-		}
-	}
-	p, _ := strconv.Atoi(port)
+	host, p := serverOf(req.URL)
 	span.SetAttributes(
 		attribute.String("http.request.method", req.Method),
 		attribute.String("server.address", host),

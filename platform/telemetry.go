@@ -120,6 +120,13 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 		t.mp = sdkmetric.NewMeterProvider(append(readers, sdkmetric.WithResource(res))...)
 		t.shutdown = append(t.shutdown, t.mp.Shutdown)
 		otel.SetMeterProvider(t.mp)
+		h, err := t.mp.Meter("github.com/flotilla-go/flotilla/platform").Float64Histogram("http.client.request.duration",
+			metric.WithUnit("s"), metric.WithDescription("Duration of HTTP calls to siblings, by host and status."),
+			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		if err != nil {
+			return nil, err
+		}
+		clientDuration.Store(h)
 	}
 	return t, nil
 }

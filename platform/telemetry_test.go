@@ -141,9 +141,12 @@ func TestRun_ExportsSpansOverOTLP(t *testing.T) {
 func TestRun_Metrics(t *testing.T) {
 	dir := tempDir(t)
 	port := freePort(t)
-	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(dir, "f.db"), "PORT="+port, "FLOTILLA_METRICS=1").at("tcp", "127.0.0.1:"+port)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(dir, "f.db"), "PORT="+port, "FLOTILLA_METRICS=1",
+		"PLATFORM_TEST_RELAY_TO=127.0.0.1:"+port).at("tcp", "127.0.0.1:"+port)
 	s.healthy(t)
 	s.get(t, "/hello/metrics")
+	code, _ := s.get(t, "/relay/hello/itself") // a call through platform.Client's transport
+	require.Equal(t, 200, code)
 	conn, br := openStream(t, "tcp", "127.0.0.1:"+port, "/stream")
 	echoes(t, conn, br, "a stream too")
 	conn.Close()
@@ -172,6 +175,7 @@ func TestRun_Metrics(t *testing.T) {
 		return contains(text, `http_request_method="_OTHER"`) && contains(text, `http_response_status_code="500"`)
 	}, "/metrics never showed the odd requests", func() string { return text })
 	assert.NotContains(t, text, "FOO")
+	assert.Regexp(t, `http_client_request_duration_seconds_bucket\{http_request_method="GET",http_response_status_code="200",[^}]*server_address="127.0.0.1",server_port="`+port+`",url_scheme="http",le="0.005"\}`, text)
 	for _, le := range []string{"0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75", "1", "2.5", "5", "7.5", "10", "+Inf"} {
 		assert.Contains(t, text, `le="`+le+`"`, "semconv's bucket boundary %s", le)
 	}
