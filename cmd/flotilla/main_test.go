@@ -490,7 +490,7 @@ socket = "run/nosock.sock"
 }
 
 func TestCLI_HelpAndCompletion(t *testing.T) {
-	for _, sub := range []string{"check", "ps", "top", "logs", "trace", "restart"} {
+	for _, sub := range []string{"check", "ps", "top", "logs", "trace", "restart", "nginx"} {
 		out, _, code := cli(sub, "--help")
 		assert.Equal(t, 0, code, sub)
 		assert.Contains(t, out, "Examples:\n  flotilla "+sub, sub)
@@ -498,4 +498,44 @@ func TestCLI_HelpAndCompletion(t *testing.T) {
 	out, _, code := cli("completion", "bash")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "__start_flotilla")
+}
+
+// flotilla nginx writes the front door's configuration from the map, with a
+// header naming it, atomically, and nginx -t accepts it.
+func TestCLI_Nginx(t *testing.T) {
+	needTool(t, "nginx")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "flotilla.toml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`[defaults]
+socket_dir = "run"
+
+[[service]]
+name = "agent-gateway"
+port = %d
+public = true
+
+[[service]]
+name = "agent-geo"
+public = true
+
+[[service]]
+name = "internal-only"
+`, freePort(t))), 0o600))
+	conf := filepath.Join(dir, "flotilla.conf")
+	_, errOut, code := cli("--registry", path, "nginx", "--root", "agent-gateway", "-o", conf, "--check")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, errOut, "nginx -t: the configuration is valid")
+	data, err := os.ReadFile(conf)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(data), "# Written by flotilla nginx from "+path+"."), string(data))
+	assert.Contains(t, string(data), "unix:"+filepath.Join(dir, "run", "agent-geo.sock"))
+	assert.NotContains(t, string(data), "internal-only")
+
+	again, _, code := cli("--registry", path, "nginx", "--root", "agent-gateway")
+	require.Equal(t, 0, code)
+	assert.Equal(t, string(data), again, "stable output")
+
+	_, errOut, code = cli("--registry", path, "nginx", "--root", "gateway")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, `no service "gateway"`)
 }
