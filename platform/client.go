@@ -84,9 +84,11 @@ func (b *byName) RoundTrip(req *http.Request) (*http.Response, error) {
 // whose context is in a trace, as the child of the context's span, and adds
 // its W3C trace context (traceparent and tracestate, and baggage) to the
 // request's headers through the global propagator Run installs, so the
-// sibling's span is the call's child; and the request id of the context
-// (see RequestID) as X-Request-ID unless the request has one. Then it sends
-// the request with next. When spans are exported the client span is
+// sibling's span is the call's child; the request id of the context (see
+// RequestID) as X-Request-ID unless the request has one; and, when the
+// context has a deadline, what is left of it as BudgetHeader, which the
+// sibling's platform caps its own deadline to. Then it sends the request
+// with next. When spans are exported the client span is
 // recorded with the HTTP conventions' attributes (http.request.method,
 // server.address, server.port, url.full without its query,
 // http.response.status_code, error.type); otherwise it is only a new span
@@ -196,6 +198,9 @@ func (p propagate) send(ctx context.Context, req *http.Request) (*http.Response,
 	otel.GetTextMapPropagator().Inject(ctx, carrier)
 	if id := RequestID(ctx); id != "" && req.Header.Get(echo.HeaderXRequestID) == "" {
 		carrier.Set(echo.HeaderXRequestID, id)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		setBudget(http.Header(carrier), dl)
 	}
 	if len(carrier) > 0 {
 		req = req.Clone(ctx)

@@ -133,7 +133,7 @@ func tracing(spans *serverSpans, timeout time.Duration, st *streams) echo.Middle
 			if upgrade.Requested(req.Header) {
 				ctx, cancel = st.begin(c.Response(), context.WithValue(ctx, requestIDKey{}, id), timeout)
 			} else {
-				rc := newRequestContext(ctx, id, timeout)
+				rc := newRequestContext(ctx, id, requestTimeout(req, timeout))
 				ctx, cancel = rc, rc.cancel
 			}
 			defer cancel()

@@ -185,7 +185,8 @@ type instance struct {
 // middleware chain to app, outermost first: request ID, recover, tracing
 // (which also sets the request's deadline), request metrics (when on), the
 // request log (which leaves out the platform's own /health and /metrics),
-// body limit, and the mapping of deadline errors to 503.
+// the refusal of a request whose caller's budget is spent, body limit, and
+// the mapping of deadline errors to 503.
 func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (*instance, error) {
 	tel, err := newTelemetry(ctx, c)
 	if err != nil {
@@ -216,6 +217,7 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	// every traffic figure without saying anything about the service.
 	own := map[string]bool{} // routes the platform serves, filled below
 	app.Use(logger.Middleware(rl, c.service, logger.WithSkipper(func(c echo.Context) bool { return own[c.Path()] })))
+	app.Use(refuseSpent)
 	app.Use(middleware.BodyLimit(c.bodyLimit))
 	app.Use(timeoutErrors)
 	routed := map[string]bool{}
