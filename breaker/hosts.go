@@ -10,6 +10,7 @@ import (
 // only set used, so they read no clock; a sweep turns used into lastSeen.
 type hostBreaker struct {
 	b        *Breaker
+	retries  retryBudget
 	used     atomic.Bool
 	lastSeen int64 // unix nanoseconds; t.mu
 }
@@ -18,8 +19,9 @@ type hostBreaker struct {
 // sweep is due, which reads the clock.
 const sweepOdds = 1024
 
-// breaker returns the breaker of host, making it on first use.
-func (t *Transport) breaker(host string) *Breaker {
+// host returns the breaker and retry budget of host, making them on first
+// use.
+func (t *Transport) host(host string) *hostBreaker {
 	h := (*t.hosts.Load())[host]
 	if h == nil {
 		t.mu.Lock()
@@ -27,13 +29,14 @@ func (t *Transport) breaker(host string) *Breaker {
 			s := t.s
 			s.name = host
 			h = &hostBreaker{b: newBreaker(s), lastSeen: t.s.clock.Now().UnixNano()}
+			h.retries.ratio, h.retries.floor = t.ts.retryRatio, t.ts.retryFloor
 			hosts := maps.Clone(*t.hosts.Load())
 			hosts[host] = h
 			t.hosts.Store(&hosts)
 		}
 		t.mu.Unlock()
 		t.maybeSweep()
-		return h.b
+		return h
 	}
 	if !h.used.Load() {
 		h.used.Store(true)
@@ -41,7 +44,7 @@ func (t *Transport) breaker(host string) *Breaker {
 	if rand.Uint32()%sweepOdds == 0 {
 		t.maybeSweep()
 	}
-	return h.b
+	return h
 }
 
 // maybeSweep drops the closed breakers of hosts without calls for longer

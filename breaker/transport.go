@@ -50,6 +50,8 @@ type transportSettings struct {
 	backoffMax     time.Duration
 	idle           time.Duration
 	maxRetryAfter  time.Duration // 0: the breaker's maximum open time
+	retryRatio     float64
+	retryFloor     float64
 	classify       func(*http.Response, error) Outcome
 }
 
@@ -61,7 +63,19 @@ func defaultTransportSettings() transportSettings {
 		backoffMax:     DefaultMaxRetryBackoff,
 		idle:           DefaultIdleTimeout,
 		classify:       Classify,
+		retryRatio:     DefaultRetryRatio,
+		retryFloor:     DefaultRetryFloor,
 	}
+}
+
+// WithRetryBudget bounds the retries to each host: each request earns ratio
+// of a retry, and floor retries a second are allowed whatever the traffic
+// (defaults DefaultRetryRatio, 20% more requests at most, and
+// DefaultRetryFloor, 10 a second). Beyond it a failed attempt is not
+// retried, and the *CallError says "retry budget exhausted". Retries of
+// many callers then cannot multiply the load on a host that is failing.
+func WithRetryBudget(ratio, floor float64) TransportOption {
+	return func(s *transportSettings) { s.retryRatio, s.retryFloor = max(ratio, 0), max(floor, 0) }
 }
 
 // WithBreaker sets the options of every host's breaker, such as
@@ -217,8 +231,10 @@ func idempotent(req *http.Request) bool {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	clock := t.s.clock
 	ctx := req.Context()
-	b := t.breaker(req.URL.Host)
+	h := t.host(req.URL.Host)
+	b := h.b
 	ts := &t.ts
+	h.retries.deposit()
 	maxAttempts := 1
 	if ts.retries > 0 && idempotent(req) {
 		maxAttempts += ts.retries
@@ -298,6 +314,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			drain(res.Body)
 		}
 		end()
+		if !h.retries.withdraw(clock.Now()) {
+			return nil, &CallError{Name: b.s.name, Attempts: attempts, Err: lastErr,
+				Note: fmt.Sprintf("retry budget exhausted: retries to this host are held to %.0f%% of its requests plus %g a second", 100*ts.retryRatio, ts.retryFloor)}
+		}
 		var delay time.Duration
 		if retryAfter > 0 {
 			delay = retryAfter

@@ -509,3 +509,38 @@ func TestTransport_AttemptTimeoutBoundsTheBody(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "first part;", string(body))
 }
+
+// Retries to a failing host are held to 20% of its requests plus a floor:
+// 100 GETs that all fail cost the host at most about 130 attempts, not
+// 300, and the calls that were not retried say why.
+func TestTransport_RetryBudget(t *testing.T) {
+	srv := serve(t, func(_ int32, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	c := client(t, breaker.WithRetries(2), breaker.WithBreaker(breaker.WithConsecutiveFailures(0)))
+	exhausted := 0
+	for range 100 {
+		res, err := get(context.Background(), c, srv.URL)
+		if err == nil {
+			res.Body.Close()
+			continue
+		}
+		var ce *breaker.CallError
+		require.ErrorAs(t, err, &ce)
+		if strings.Contains(ce.Error(), "retry budget exhausted") {
+			exhausted++
+		}
+	}
+	hits := int(srv.hits.Load())
+	assert.GreaterOrEqual(t, hits, 100)
+	assert.LessOrEqual(t, hits, 100+20+10+10, "20%% of 100 requests, the floor's 10 and what it refills meanwhile")
+	assert.Positive(t, exhausted)
+
+	// With a budget of two retries per request, every failed GET is retried twice.
+	srv.hits.Store(0)
+	c = client(t, breaker.WithRetries(2), breaker.WithBreaker(breaker.WithConsecutiveFailures(0)), breaker.WithRetryBudget(2, 0))
+	for range 10 {
+		if res, err := get(context.Background(), c, srv.URL); err == nil {
+			res.Body.Close()
+		}
+	}
+	assert.EqualValues(t, 30, srv.hits.Load(), "a ratio of 2 earns both retries of every request")
+}
