@@ -66,6 +66,8 @@ type config struct {
 	reg             *discovery.Registry
 	trusted         trustedProxies
 	trustedSet      bool
+	concurrency     int // a fixed limit; 0 adaptive; -1 off
+	concurrencySet  bool
 	optErr          error // a bad option's value
 }
 
@@ -97,6 +99,22 @@ func WithShutdownTimeout(d time.Duration) Option { return func(c *config) { c.sh
 // DefaultRequestTimeout). An upgrade request (a WebSocket) is bound by it
 // only until its handler takes the connection over; see Run.
 func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.requestTimeout = d } }
+
+// WithConcurrencyLimit fixes how many requests the service runs at once
+// (env FLOTILLA_CONCURRENCY: auto, off or a number); 0 turns the limit off.
+// By default the limit is adaptive: it follows the service's latency (see
+// Run), between 10 and 1,000 requests in flight, from 100. A request over the limit is
+// answered 503 with Retry-After: 1 at once, without its handler.
+func WithConcurrencyLimit(n int) Option {
+	return func(c *config) {
+		c.concurrency, c.concurrencySet = n, true
+		if n == 0 {
+			c.concurrency = -1
+		} else if n < 0 && c.optErr == nil {
+			c.optErr = fmt.Errorf("platform: WithConcurrencyLimit(%d): give a number of requests from 1, or 0 for no limit", n)
+		}
+	}
+}
 
 // WithBodyLimit bounds request bodies, such as "4M" (default
 // DefaultBodyLimit).
@@ -219,6 +237,14 @@ func load(service string, opts []Option) (*config, error) {
 		default:
 			return nil, configError("FLOTILLA_METRICS", v, "1 or 0")
 		}
+	}
+	if !c.concurrencySet {
+		v := env("FLOTILLA_CONCURRENCY")
+		n, err := parseConcurrency(v)
+		if err != nil {
+			return nil, configError("FLOTILLA_CONCURRENCY", v, "auto, off, or a number of requests in flight from 1")
+		}
+		c.concurrency = n
 	}
 	if c.requestTimeout == 0 {
 		c.requestTimeout = DefaultRequestTimeout

@@ -185,8 +185,8 @@ type instance struct {
 // middleware chain to app, outermost first: request ID, recover, tracing
 // (which also sets the request's deadline), request metrics (when on), the
 // request log (which leaves out the platform's own /health and /metrics),
-// the refusal of a request whose caller's budget is spent, body limit, and
-// the mapping of deadline errors to 503.
+// the refusal of a request whose caller's budget is spent, the concurrency
+// limit, body limit, and the mapping of deadline errors to 503.
 func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (*instance, error) {
 	tel, err := newTelemetry(ctx, c)
 	if err != nil {
@@ -203,8 +203,9 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	app.Use(recoverer(log))
 	st := newStreams()
 	app.Use(tracing(newServerSpans(tel.tp, tel.recorded, otel.GetTextMapPropagator()), c.requestTimeout, st))
+	var lim *limiter // made below, inside the request log
 	if tel.mp != nil {
-		m, err := tel.requestMetrics(rl)
+		m, err := tel.requestMetrics(rl, func() uint64 { return shedCount(lim) })
 		if err != nil {
 			rl.Close(ctx)
 			tel.Shutdown(ctx)
@@ -218,6 +219,11 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	own := map[string]bool{} // routes the platform serves, filled below
 	app.Use(logger.Middleware(rl, c.service, logger.WithSkipper(func(c echo.Context) bool { return own[c.Path()] })))
 	app.Use(refuseSpent)
+	if c.concurrency >= 0 {
+		lim = newLimiter(c.concurrency)
+		app.Use(lim.middleware(own))
+		h.Add(lim.check())
+	}
 	app.Use(middleware.BodyLimit(c.bodyLimit))
 	app.Use(timeoutErrors)
 	routed := map[string]bool{}

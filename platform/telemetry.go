@@ -141,7 +141,7 @@ func (t *telemetry) Shutdown(ctx context.Context) error {
 
 // requestMetrics records http.server.request.duration by route and status,
 // and registers the request log's queue depth and drops as gauges.
-func (t *telemetry) requestMetrics(rl *requestLog) (echo.MiddlewareFunc, error) {
+func (t *telemetry) requestMetrics(rl *requestLog, shed func() uint64) (echo.MiddlewareFunc, error) {
 	m := t.mp.Meter("github.com/flotilla-go/flotilla/platform")
 	dur, err := m.Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
 		metric.WithDescription("Duration of HTTP server requests, by route and status."),
@@ -159,7 +159,13 @@ func (t *telemetry) requestMetrics(rl *requestLog) (echo.MiddlewareFunc, error) 
 	if err != nil {
 		return nil, err
 	}
+	shedC, err := m.Int64ObservableCounter("flotilla.requests.shed", metric.WithUnit("{request}"),
+		metric.WithDescription("Requests answered 503 at once because the concurrency limit was reached."))
+	if err != nil {
+		return nil, err
+	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(shedC, int64(shed()))
 		var q, d int64
 		if s := rl.Store(); s != nil {
 			st := s.Stats()
@@ -168,7 +174,7 @@ func (t *telemetry) requestMetrics(rl *requestLog) (echo.MiddlewareFunc, error) 
 		o.ObserveInt64(queue, q)
 		o.ObserveInt64(dropped, d+int64(rl.lost.Load()))
 		return nil
-	}, queue, dropped)
+	}, queue, dropped, shedC)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,62 @@
+package platform_test
+
+import (
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/health"
+)
+
+// With room for two requests at once, three more are shed at once: 503
+// with Retry-After, no handler run, logged as shed; /health is never shed,
+// and warns while shedding.
+func TestRun_ShedsOverTheLimit(t *testing.T) {
+	dir := tempDir(t)
+	db := filepath.Join(dir, "f.db")
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port, "FLOTILLA_CONCURRENCY=2").at("tcp", "127.0.0.1:"+port)
+	s.healthy(t)
+
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.get(t, "/slow") }() // 2 s each
+	}
+	eventually(t, 10*time.Second, func() bool { // both places taken
+		code, _ := s.get(t, "/hello/probe")
+		return code == http.StatusServiceUnavailable
+	}, "the two slow requests never filled the limit")
+	for range 3 {
+		res, err := http.Get("http://127.0.0.1:" + port + "/hello/more")
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode)
+		assert.Equal(t, "1", res.Header.Get("Retry-After"))
+	}
+	var h health.Response
+	eventually(t, 5*time.Second, func() bool { h = s.healthy(t); return h.Status == health.Warn },
+		"/health does not warn while shedding (it caches for 1 s)")
+	assert.Contains(t, h.Output, "concurrency:limit: shedding")
+	wg.Wait()
+	code, _ := s.get(t, "/hello/after")
+	assert.Equal(t, 200, code, "with room again, requests run")
+
+	d := openDB(t, db)
+	eventually(t, 10*time.Second, func() bool {
+		return len(rows(t, d, "path = '/hello/after'")) == 1
+	}, "rows not logged")
+	shed := rows(t, d, "path = '/hello/more' AND status = 503 AND error LIKE '%shed: % requests in flight, the limit is 2%'")
+	assert.Len(t, shed, 3)
+}
+
+func TestRun_ConcurrencyBadValue(t *testing.T) {
+	s := start(t, "agent-geo", "FLOTILLA_CONCURRENCY=lots")
+	assert.Equal(t, 1, s.wait(t))
+	assert.Contains(t, s.stderr.String(), `FLOTILLA_CONCURRENCY="lots": auto, off, or a number of requests in flight from 1`)
+}
