@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -27,15 +28,17 @@ const budgetAllowance = 2 * time.Millisecond
 var ErrBudgetSpent = echo.NewHTTPError(http.StatusGatewayTimeout, "deadline budget spent: the caller has stopped waiting")
 
 // budgetOf reads a request's budget, less the allowance; ok is false when
-// it has none (or one that is not a number of milliseconds, which is
-// ignored, as a header a proxy mangled should not fail a request).
+// it has none, or one that is not exactly one number of milliseconds from
+// 0 (malformed, negative, too large for an int64, or repeated), which is
+// ignored, as a header a proxy mangled should not fail a request. A huge
+// budget is harmless: it only ever caps the service's own timeout.
 func budgetOf(r *http.Request) (d time.Duration, ok bool) {
-	v := r.Header.Get(BudgetHeader)
-	if v == "" {
+	vs := r.Header.Values(BudgetHeader)
+	if len(vs) != 1 {
 		return 0, false
 	}
-	ms, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || ms < 0 {
+	ms, err := strconv.ParseInt(vs[0], 10, 64)
+	if err != nil || ms < 0 || ms > int64(time.Duration(math.MaxInt64)/time.Millisecond) {
 		return 0, false
 	}
 	return time.Duration(ms)*time.Millisecond - budgetAllowance, true

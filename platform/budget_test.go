@@ -52,3 +52,20 @@ func TestRun_DeadlineBudget(t *testing.T) {
 	res.Body.Close()
 	assert.Equal(t, http.StatusOK, res.StatusCode)
 }
+
+// A budget header that is malformed, negative, huge or repeated is ignored:
+// the request runs with the service's own timeout.
+func TestRun_BadBudgetsAreIgnored(t *testing.T) {
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(tempDir(t), "f.db"), "PORT="+port).at("tcp", "127.0.0.1:"+port)
+	s.healthy(t)
+	for _, values := range [][]string{{"soon"}, {"-5"}, {"99999999999999999999999"}, {"0", "0"}, {"1.5"}, {""}} {
+		req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+port+"/hello/x", nil)
+		require.NoError(t, err)
+		req.Header[platform.BudgetHeader] = values
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, http.StatusOK, res.StatusCode, "%q", values)
+	}
+}
