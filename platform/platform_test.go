@@ -3,7 +3,9 @@ package platform_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -98,6 +100,13 @@ func runService(name string) {
 		return c.String(res.StatusCode, name+">"+string(b))
 	})
 	app.POST("/test", traceContextTest)
+	app.GET("/cpu", func(c echo.Context) error { // about 2 ms of CPU, for the overload benchmark
+		sum := sha256.Sum256([]byte(c.Request().URL.Path))
+		for range 20000 {
+			sum = sha256.Sum256(sum[:])
+		}
+		return c.String(http.StatusOK, hex.EncodeToString(sum[:4]))
+	})
 	app.GET("/stream", streamLines)
 	app.GET("/relay/*", echo.WrapHandler(&httputil.ReverseProxy{
 		// A gateway's proxy, to the service PLATFORM_TEST_RELAY_TO.

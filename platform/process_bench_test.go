@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -262,4 +264,128 @@ func alive(pid int) bool {
 	s := string(data)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// BenchmarkOverload offers a service with a CPU-bound handler (/cpu, about
+// 2 ms of CPU) four times its measured capacity, open loop, for 15 s: with
+// the adaptive concurrency limit, and with it off, in one run. Capacity is
+// measured first with 4 clients in a closed loop; the unloaded p99 with one.
+// The load generator runs on the same cores. Run it with -benchtime 1x.
+func BenchmarkOverload(b *testing.B) {
+	for range b.N {
+		for _, mode := range []string{"auto", "off"} {
+			b.Run(mode, func(b *testing.B) { overload(b, mode) })
+		}
+	}
+}
+
+func overload(b *testing.B, mode string) {
+	dir := b.TempDir()
+	port := strconv.Itoa(freePortB(b))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PLATFORM_TEST_SERVICE=cpu", "PORT="+port,
+		"FLOTILLA_DB="+filepath.Join(dir, "f.db"), "FLOTILLA_REGISTRY=", "FLOTILLA_CONCURRENCY="+mode)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	url := "http://127.0.0.1:" + port + "/cpu"
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1000}}
+	get := func() (int, time.Duration, error) {
+		start := time.Now()
+		res, err := client.Get(url)
+		if err != nil {
+			return 0, time.Since(start), err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, time.Since(start), nil
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if code, _, err := get(); err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the service did not start")
+		}
+	}
+	// Unloaded p99: one client.
+	var lat []time.Duration
+	for range 300 {
+		_, d, _ := get()
+		lat = append(lat, d)
+	}
+	unloaded := p99(lat)
+	// Capacity: 4 clients, closed loop, 3 s.
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	end := time.Now().Add(3 * time.Second)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				if code, _, err := get(); err == nil && code == 200 {
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	capacity := float64(done.Load()) / 3
+	// Open loop at 4× capacity for 15 s.
+	const secs = 15
+	interval := time.Duration(float64(time.Second) / (4 * capacity))
+	var (
+		mu                 sync.Mutex
+		good               []time.Duration
+		shed, failed, sent int
+	)
+	tick := time.NewTicker(interval)
+	stop := time.After(secs * time.Second)
+loop:
+	for {
+		select {
+		case <-stop:
+			break loop
+		case <-tick.C:
+			sent++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, d, err := get()
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					failed++
+				case code == 200:
+					good = append(good, d)
+				case code == 503:
+					shed++
+				default:
+					failed++
+				}
+			}()
+		}
+	}
+	tick.Stop()
+	wg.Wait()
+	b.ReportMetric(capacity, "capacity-req/s")
+	b.ReportMetric(float64(len(good))/secs/capacity*100, "goodput-%")
+	b.ReportMetric(float64(unloaded.Microseconds())/1000, "unloaded-p99-ms")
+	b.ReportMetric(float64(p99(good).Microseconds())/1000, "loaded-p99-ms")
+	b.ReportMetric(float64(shed), "shed")
+	b.ReportMetric(float64(failed), "timeouts-errors")
+	b.ReportMetric(float64(sent), "offered")
+	b.ReportMetric(0, "ns/op")
+}
+
+func p99(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[(len(s)*99+99)/100-1]
 }
