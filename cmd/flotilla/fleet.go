@@ -49,6 +49,17 @@ func (a *app) openLog() (*logger.Reader, error) {
 	return logger.OpenReader(path)
 }
 
+// services loads the port map and picks the services named (all of them
+// when none is).
+func (a *app) services(names []string) (*discovery.Registry, []discovery.Service, error) {
+	reg, err := a.portMap()
+	if err != nil {
+		return nil, nil, err
+	}
+	services, err := pick(reg, names)
+	return reg, services, err
+}
+
 // pick returns the services named, in the map's order, or all of them when
 // names is empty. An unknown name is bad usage that lists the known ones.
 func pick(reg *discovery.Registry, names []string) ([]discovery.Service, error) {

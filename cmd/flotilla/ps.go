@@ -170,11 +170,7 @@ started, rss_bytes, unit, requests, req_per_min, 4xx_pct, 5xx_pct, p95_ms.`,
 			if err != nil {
 				return err
 			}
-			reg, err := a.portMap()
-			if err != nil {
-				return err
-			}
-			services, err := pick(reg, args)
+			reg, services, err := a.services(args)
 			if err != nil {
 				return err
 			}

@@ -70,11 +70,7 @@ checks all of them before it touches any.`,
 			case timeout <= 0:
 				return usagef("--timeout %v: give a positive duration", timeout)
 			}
-			reg, err := a.portMap()
-			if err != nil {
-				return err
-			}
-			services, err := pick(reg, args)
+			reg, services, err := a.services(args)
 			if err != nil {
 				return err
 			}

@@ -111,11 +111,7 @@ every interval instead, --count times (default: until interrupted).`,
 			if interval <= 0 {
 				return usagef("--interval %v: give a positive duration", interval)
 			}
-			reg, err := a.portMap()
-			if err != nil {
-				return err
-			}
-			services, err := pick(reg, args)
+			reg, services, err := a.services(args)
 			if err != nil {
 				return err
 			}
