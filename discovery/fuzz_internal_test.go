@@ -19,7 +19,8 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		services, _, _, err := parse("/etc/flotilla.toml", data)
+		pm, err := parse("/etc/flotilla.toml", data)
+		services := pm.services
 		if err == nil {
 			if len(services) == 0 {
 				t.Fatal("a map with no service was accepted")

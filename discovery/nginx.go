@@ -3,48 +3,102 @@ package discovery
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 )
 
-// DefaultNginxKeepalive is how many idle keep-alive connections nginx keeps
-// to each service.
-const DefaultNginxKeepalive = 32
+// Defaults of the nginx configuration.
+const (
+	// DefaultNginxKeepalive is how many idle keep-alive connections nginx
+	// keeps to each service.
+	DefaultNginxKeepalive = 32
+	// DefaultNginxBurst is a rate-limited service's burst when the port
+	// map gives none.
+	DefaultNginxBurst = 20
+)
 
-// NginxOptions shape the configuration NginxConfig writes.
+// NginxSettings is the [nginx] table of the port map:
+//
+//	[nginx]
+//	listen = "443"                       # default 80, or 443 with TLS
+//	server_name = "api.example.com"      # the default server's name; default _ (any)
+//	tls_cert = "/etc/ssl/fleet.pem"      # both, or neither: then https only,
+//	tls_key = "/etc/ssl/fleet.key"       # and port 80 redirects to it
+//	root = "agent-gateway"               # the service that answers /
+type NginxSettings struct {
+	Listen, ServerName, TLSCert, TLSKey, Root string
+}
+
+// NginxOptions shape the configuration NginxConfig writes. A field that is
+// set overrides the port map's [nginx] table.
 type NginxOptions struct {
-	// Listen is nginx's listen directive value (default "80").
+	// Listen is nginx's listen directive value (default "80", or "443"
+	// with TLS).
 	Listen string
-	// ServerName is the server_name (default "_", any name).
+	// RedirectListen is where, with TLS, plain HTTP is answered with a
+	// redirect to https (default "80").
+	RedirectListen string
+	// ServerName is the default server's server_name (default "_", any
+	// name).
 	ServerName string
 	// Root names the service that answers "/" (such as the gateway);
 	// without it "/" is not routed.
 	Root string
+	// TLSCert and TLSKey are the certificate and key files for https.
+	TLSCert, TLSKey string
 	// Keepalive is the keepalive of each upstream (default
 	// DefaultNginxKeepalive).
 	Keepalive int
 }
 
 // NginxConfig returns nginx configuration for the public services of reg,
-// to include in the http block of nginx.conf: one upstream per service (its
-// unix socket, or its port on loopback) with keep-alive, and a server that
-// routes /<name>/ to each (and / to opts.Root). Requests are proxied with
-// HTTP/1.1 and an empty Connection header, so upstream connections are
-// reused, and with X-Real-IP, X-Forwarded-For, X-Forwarded-Proto and
-// X-Request-ID (the client's, or one nginx makes), which the services log.
-// A request that asks to upgrade its connection (a WebSocket handshake) is
-// passed on with its Upgrade header and "Connection: upgrade"; nginx then
-// closes the connection after 60 s without traffic (proxy_read_timeout),
-// which WebSocket pings prevent.
+// to include in the http block of nginx.conf:
+//
+//   - one upstream per service (its unix socket, or its port on loopback)
+//     with keep-alive;
+//   - a default server routing /<name>/ to each service without hosts (the
+//     prefix stripped), or its paths (passed on as they are), and / to the
+//     root; and a server per host of the services with hosts, routing the
+//     host's paths (default: all of it) to them;
+//   - a service's rate (limit_req per client address, with its burst,
+//     answered 429 with Retry-After), body_limit (client_max_body_size)
+//     and buffering = false (proxy_buffering off);
+//   - with TLS, listen 443 ssl with http2 on every server, and a server on
+//     port 80 that redirects to https.
+//
+// Requests are proxied with HTTP/1.1 and an empty Connection header, so
+// upstream connections are reused, and with X-Real-IP, X-Forwarded-For,
+// X-Forwarded-Proto and X-Request-ID (the client's, or one nginx makes),
+// which the services log. A request that asks to upgrade its connection (a
+// WebSocket handshake) is passed on with its Upgrade header and
+// "Connection: upgrade"; nginx then closes the connection after 60 s
+// without traffic (proxy_read_timeout), which WebSocket pings prevent.
 // Services reached through SRV are left out with a comment: nginx's
-// open-source build cannot resolve them.
+// open-source build cannot resolve them. The output is the same for the
+// same port map, so it diffs well.
 func NginxConfig(reg *Registry, opts NginxOptions) ([]byte, error) {
-	if opts.Listen == "" {
-		opts.Listen = "80"
+	set := reg.Nginx()
+	pick := func(opt, file, def string) string {
+		switch {
+		case opt != "":
+			return opt
+		case file != "":
+			return file
+		}
+		return def
 	}
-	if opts.ServerName == "" {
-		opts.ServerName = "_"
+	opts.TLSCert, opts.TLSKey = pick(opts.TLSCert, set.TLSCert, ""), pick(opts.TLSKey, set.TLSKey, "")
+	tls := opts.TLSCert != ""
+	if tls != (opts.TLSKey != "") {
+		return nil, fmt.Errorf("discovery: nginx: give both a TLS certificate and its key, or neither")
 	}
+	opts.Listen = pick(opts.Listen, set.Listen, map[bool]string{false: "80", true: "443"}[tls])
+	opts.RedirectListen = pick(opts.RedirectListen, "", "80")
+	opts.ServerName = pick(opts.ServerName, set.ServerName, "_")
+	opts.Root = pick(opts.Root, set.Root, "")
 	if opts.Keepalive <= 0 {
 		opts.Keepalive = DefaultNginxKeepalive
 	}
@@ -83,17 +137,95 @@ func NginxConfig(reg *Registry, opts NginxOptions) ([]byte, error) {
 			continue
 		}
 		fmt.Fprintf(&b, "\nupstream %s {\n    server %s;\n    keepalive %d;\n}\n", upstream(s.Name), server, opts.Keepalive)
+		if s.Rate != "" {
+			fmt.Fprintf(&b, "limit_req_zone $binary_remote_addr zone=%s:10m rate=%s;\n", upstream(s.Name), s.Rate)
+		}
 		routed = append(routed, s)
 	}
-	fmt.Fprintf(&b, "\nserver {\n    listen %s;\n    server_name %s;\n", opts.Listen, opts.ServerName)
+
+	// Servers: the default one, then one per host, in name order.
+	byHost := map[string][]Service{}
+	var hosts []string
 	for _, s := range routed {
-		fmt.Fprintf(&b, "\n    location /%s/ {\n        proxy_pass http://%s/;\n%s    }\n", s.Name, upstream(s.Name), proxyHeaders)
-		if s.Name == opts.Root {
-			fmt.Fprintf(&b, "\n    location / {\n        proxy_pass http://%s;\n%s    }\n", upstream(s.Name), proxyHeaders)
+		for _, h := range s.Hosts {
+			if _, ok := byHost[h]; !ok {
+				hosts = append(hosts, h)
+			}
+			byHost[h] = append(byHost[h], s)
 		}
 	}
-	b.WriteString("}\n")
+	slices.Sort(hosts)
+	listen := opts.Listen
+	if tls {
+		listen += " ssl http2"
+	}
+	server := func(name string, services []Service, root bool) {
+		fmt.Fprintf(&b, "\nserver {\n    listen %s;\n    server_name %s;\n", listen, name)
+		if tls {
+			fmt.Fprintf(&b, "    ssl_certificate %s;\n    ssl_certificate_key %s;\n", opts.TLSCert, opts.TLSKey)
+		}
+		for _, s := range services {
+			for _, p := range s.nginxPaths() {
+				if root && len(s.Hosts) > 0 {
+					break // the root with hosts of its own: only / here
+				}
+				pass := "http://" + upstream(s.Name)
+				if len(s.Paths) == 0 && len(s.Hosts) == 0 {
+					pass += "/" // /<name>/ is the fleet's prefix, not the service's
+				}
+				location(&b, p, pass, s)
+			}
+			if root && s.Name == opts.Root {
+				location(&b, "/", "http://"+upstream(s.Name), s)
+			}
+		}
+		for _, s := range services {
+			if s.Rate != "" {
+				fmt.Fprintf(&b, "\n    location @%s_429 {\n        add_header Retry-After %d always;\n        return 429;\n    }\n", upstream(s.Name), retryAfter(s.Rate))
+			}
+		}
+		b.WriteString("}\n")
+	}
+	var plain []Service
+	for _, s := range routed {
+		if len(s.Hosts) == 0 || s.Name == opts.Root {
+			plain = append(plain, s)
+		}
+	}
+	server(opts.ServerName, plain, true)
+	for _, h := range hosts {
+		server(h, byHost[h], false)
+	}
+	if tls {
+		fmt.Fprintf(&b, "\nserver {\n    listen %s default_server;\n    server_name _;\n    return 301 https://$host$request_uri;\n}\n", opts.RedirectListen)
+	}
 	return b.Bytes(), nil
+}
+
+// location writes one location block proxying prefix to pass, with s's
+// limits.
+func location(b *bytes.Buffer, prefix, pass string, s Service) {
+	fmt.Fprintf(b, "\n    location %s {\n        proxy_pass %s;\n%s", prefix, pass, proxyHeaders)
+	if s.Rate != "" {
+		fmt.Fprintf(b, "        limit_req zone=%s burst=%d nodelay;\n        limit_req_status 429;\n        error_page 429 = @%[1]s_429;\n", upstream(s.Name), s.Burst)
+	}
+	if s.BodyLimit != "" {
+		fmt.Fprintf(b, "        client_max_body_size %s;\n", s.BodyLimit)
+	}
+	if s.Unbuffered {
+		b.WriteString("        proxy_buffering off;\n")
+	}
+	b.WriteString("    }\n")
+}
+
+// retryAfter is the seconds a client over rate ("10r/s", "30r/m") should
+// wait for its next request to be let through: at least 1.
+func retryAfter(rate string) int {
+	n, _ := strconv.Atoi(strings.TrimRight(rate, "r/sm"))
+	if strings.HasSuffix(rate, "/m") && n > 0 {
+		return max(1, int(math.Ceil(60/float64(n))))
+	}
+	return 1
 }
 
 const proxyHeaders = `        proxy_http_version 1.1;

@@ -2,12 +2,15 @@ package discovery
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,9 +22,10 @@ import (
 
 // The keys a port map may hold, in the order the docs list them.
 var (
-	serviceKeys  = []string{"name", "port", "host", "socket", "srv", "public", "health", "tags"}
+	serviceKeys  = []string{"name", "port", "host", "socket", "srv", "public", "health", "tags", "hosts", "paths", "rate", "burst", "body_limit", "buffering"}
 	defaultsKeys = []string{"db", "host", "socket_dir", "base_port"}
-	topKeys      = []string{"defaults", "service"}
+	nginxKeys    = []string{"listen", "server_name", "tls_cert", "tls_key", "root"}
+	topKeys      = []string{"defaults", "service", "nginx"}
 )
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -62,7 +66,15 @@ func (t *table) keyLine(key string) int {
 // parse decodes and validates a registry, collecting every problem. It
 // reads the file once as values and once as syntax, for the lines; both
 // passes are linear in the file's size.
-func parse(path string, data []byte) ([]Service, Defaults, []Problem, error) {
+// parsed is a valid port map.
+type parsed struct {
+	services []Service
+	defaults Defaults
+	nginx    NginxSettings
+	warnings []Problem
+}
+
+func parse(path string, data []byte) (parsed, error) {
 	probs := &problems{path: path}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte-order mark
 	var doc map[string]any
@@ -74,7 +86,7 @@ func parse(path string, data []byte) ([]Service, Defaults, []Problem, error) {
 		} else {
 			probs.add(0, "%v", err)
 		}
-		return nil, Defaults{}, nil, probs.err()
+		return parsed{}, probs.err()
 	}
 	lines := keyLines(data)
 	top := &table{line: 1, values: doc, lines: lines.top}
@@ -110,11 +122,20 @@ func parse(path string, data []byte) ([]Service, Defaults, []Problem, error) {
 	d := readDefaults(probs, defaults, filepath.Dir(path))
 	warns := &problems{path: path}
 	out := readServices(probs, warns, services, d, filepath.Dir(path))
+	nginx := &table{line: lines.nginx, values: map[string]any{}, lines: lines.nginxKeys}
+	if v, ok := doc["nginx"]; ok {
+		if m, ok := v.(map[string]any); ok {
+			nginx.values = m
+		} else {
+			probs.add(top.keyLine("nginx"), "nginx must be a table ([nginx]), not %s", kind(v))
+		}
+	}
+	ng := readNginx(probs, nginx, out, filepath.Dir(path))
 	if err := probs.err(); err != nil {
-		return nil, Defaults{}, nil, err
+		return parsed{}, err
 	}
 	warns.err() // sorts them
-	return out, d, warns.list, nil
+	return parsed{services: out, defaults: d, nginx: ng, warnings: warns.list}, nil
 }
 
 func readDefaults(probs *problems, t *table, dir string) Defaults {
@@ -136,6 +157,7 @@ func readDefaults(probs *problems, t *table, dir string) Defaults {
 func readServices(probs, warns *problems, tables []*table, d Defaults, dir string) []Service {
 	var services []Service
 	names := map[string]int{} // name -> line
+	routes := map[string]string{} // host + path -> service
 	ports := map[string]string{}
 	sockets := map[string]string{}
 	next := d.BasePort
@@ -145,6 +167,7 @@ func readServices(probs, warns *problems, tables []*table, d Defaults, dir strin
 		name := f.str("name")
 		f.what = fmt.Sprintf("service %q", name)
 		svc := Service{Name: name, Public: f.bool("public"), Health: f.str("health"), Tags: f.strs("tags"), Line: t.line}
+		readFrontDoor(probs, t, f, &svc)
 		if _, set := t.values["health"]; set && svc.Health == "" && svc.Public {
 			warns.add(t.keyLine("health"), "public service %q has no health path: nginx and monitors cannot tell whether it is up; remove health = \"\" to use %s", name, DefaultHealthPath)
 		}
@@ -248,6 +271,26 @@ func readServices(probs, warns *problems, tables []*table, d Defaults, dir strin
 			sockets[a] = name
 			if w := socketDirProblem(filepath.Dir(a)); w != "" {
 				warns.add(l, "service %q: socket folder %s %s", name, filepath.Dir(a), w)
+			}
+		}
+		for _, host := range append([]string{""}, svc.Hosts...) {
+			if host == "" && len(svc.Hosts) > 0 {
+				continue // a service with hosts is routed on them only
+			}
+			for _, path := range svc.nginxPaths() {
+				k := host + path
+				if other, dup := routes[k]; dup && other != name {
+					where := "path " + path
+					if host != "" {
+						where = "host " + host + " path " + path
+					}
+					l := t.keyLine("paths")
+					if len(svc.Paths) == 0 {
+						l = t.keyLine("hosts")
+					}
+					probs.add(l, "service %q: %s is already routed to %q: give one of them other hosts or paths", name, where, other)
+				}
+				routes[k] = name
 			}
 		}
 		services = append(services, svc)
@@ -428,8 +471,8 @@ func kind(v any) string {
 
 // layoutLines are the lines of the keys of a port map.
 type layoutLines struct {
-	top, defaultsKeys map[string]int
-	defaults          int
+	top, defaultsKeys, nginxKeys map[string]int
+	defaults, nginx              int
 	services          []int            // the line of each service's table
 	serviceKey        []map[string]int // and of each of its keys
 }
@@ -458,7 +501,7 @@ func keyLines(data []byte) *layoutLines {
 		}
 	}
 	lineOf := func(off uint32) int { return sort.SearchInts(starts, int(off)+1) }
-	out := &layoutLines{top: map[string]int{}, defaultsKeys: map[string]int{}}
+	out := &layoutLines{top: map[string]int{}, defaultsKeys: map[string]int{}, nginxKeys: map[string]int{}}
 	newService := func(line int) map[string]int {
 		m := map[string]int{}
 		out.services = append(out.services, line)
@@ -493,6 +536,9 @@ func keyLines(data []byte) *layoutLines {
 			case k == "defaults":
 				out.defaults = line
 				out.top["defaults"] = line
+			case k == "nginx":
+				out.nginx = line
+				out.top["nginx"] = line
 			default:
 				out.top[strings.SplitN(k, ".", 2)[0]] = line
 			}
@@ -505,6 +551,8 @@ func keyLines(data []byte) *layoutLines {
 				}
 			case "defaults":
 				out.defaultsKeys[k] = line
+			case "nginx":
+				out.nginxKeys[k] = line
 			case "":
 				out.top[k] = line
 				if k == "service" && e.Value().Kind == unstable.Array {
@@ -546,6 +594,95 @@ func socketDirProblem(dir string) string {
 	}
 	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
 		return fmt.Sprintf("is not writable by this user (uid %d): services running as another user may still write it", os.Geteuid())
+	}
+	return ""
+}
+
+var (
+	hostName  = regexp.MustCompile(`^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	nginxRate = regexp.MustCompile(`^[1-9][0-9]*r/[sm]$`)
+	nginxSize = regexp.MustCompile(`^[0-9]+[kKmMgG]?$`)
+)
+
+// readFrontDoor reads a service's nginx settings: hosts, paths, rate, burst,
+// body_limit and buffering.
+func readFrontDoor(probs *problems, t *table, f fields, svc *Service) {
+	name := svc.Name
+	for _, h := range f.strs("hosts") {
+		if !hostName.MatchString(h) {
+			probs.add(t.keyLine("hosts"), "service %q: hosts entry %q is not a host name: give lowercase names such as geo.example.com (or *.example.com)", name, h)
+		}
+		svc.Hosts = append(svc.Hosts, h)
+	}
+	for _, p := range f.strs("paths") {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t{};") {
+			probs.add(t.keyLine("paths"), "service %q: paths entry %q must be a path prefix starting with /, such as \"/api/\"", name, p)
+		}
+		svc.Paths = append(svc.Paths, p)
+	}
+	if r := f.str("rate"); r != "" {
+		if !nginxRate.MatchString(r) {
+			probs.add(t.keyLine("rate"), "service %q: rate %q: give requests per second or minute per client address, such as \"10r/s\" or \"600r/m\"", name, r)
+		}
+		svc.Rate = r
+	}
+	if b, ok := f.int("burst"); ok {
+		if b < 0 || b > 100000 {
+			probs.add(t.keyLine("burst"), "service %q: burst %d: give a number of requests from 0", name, b)
+		}
+		if svc.Rate == "" {
+			probs.add(t.keyLine("burst"), "service %q: burst without rate: add rate = \"10r/s\" or remove burst", name)
+		}
+		svc.Burst = int(b)
+	} else if svc.Rate != "" {
+		svc.Burst = DefaultNginxBurst
+	}
+	if l := f.str("body_limit"); l != "" {
+		if !nginxSize.MatchString(l) {
+			probs.add(t.keyLine("body_limit"), "service %q: body_limit %q: give a size such as \"4M\", \"512k\" or \"1G\"", name, l)
+		}
+		svc.BodyLimit = l
+	}
+	if _, set := t.values["buffering"]; set {
+		svc.Unbuffered = !f.bool("buffering")
+	}
+}
+
+// readNginx reads the [nginx] table.
+func readNginx(probs *problems, t *table, services []Service, dir string) NginxSettings {
+	unknownKeys(probs, t, "nginx.", nginxKeys)
+	f := fields{probs: probs, t: t, what: "[nginx]"}
+	n := NginxSettings{Listen: f.str("listen"), ServerName: f.str("server_name"), Root: f.str("root"),
+		TLSCert: absIn(dir, f.str("tls_cert")), TLSKey: absIn(dir, f.str("tls_key"))}
+	if n.Root != "" && !slices.ContainsFunc(services, func(s Service) bool { return s.Name == n.Root }) {
+		probs.add(t.keyLine("root"), "[nginx] root %q is not a service of the port map", n.Root)
+	}
+	switch {
+	case (n.TLSCert == "") != (n.TLSKey == ""):
+		probs.add(t.line, "[nginx] needs both tls_cert and tls_key, or neither")
+	case n.TLSCert != "":
+		if msg := certProblem(n.TLSCert); msg != "" {
+			probs.add(t.keyLine("tls_cert"), "[nginx] tls_cert %s: %s", n.TLSCert, msg)
+		}
+		if _, err := os.Stat(n.TLSKey); err != nil {
+			probs.add(t.keyLine("tls_key"), "[nginx] tls_key %s: %v", n.TLSKey, err)
+		}
+	}
+	return n
+}
+
+// certProblem says why path is not a PEM certificate, or "".
+func certProblem(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return "not a PEM certificate (-----BEGIN CERTIFICATE-----)"
+	}
+	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		return "not a certificate: " + err.Error()
 	}
 	return ""
 }

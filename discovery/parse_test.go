@@ -198,3 +198,51 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// The front door's settings are checked like the rest, each problem at its
+// line with the form it takes.
+func TestLoad_FrontDoorProblems(t *testing.T) {
+	dir := t.TempDir()
+	notCert := filepath.Join(dir, "not.pem")
+	require.NoError(t, os.WriteFile(notCert, []byte("hello"), 0o600))
+	got := problems(t, `[nginx]
+tls_cert = "`+notCert+`"
+tls_key = "`+filepath.Join(dir, "missing.key")+`"
+root = "nobody"
+
+[[service]]
+name = "a"
+port = 4001
+hosts = ["Bad Host"]
+paths = ["api/"]
+rate = "fast"
+body_limit = "lots"
+
+[[service]]
+name = "b"
+port = 4002
+burst = 5
+
+[[service]]
+name = "c"
+port = 4003
+hosts = ["geo.example.com"]
+
+[[service]]
+name = "d"
+port = 4004
+hosts = ["geo.example.com"]
+`)
+	want := []string{
+		`2: [nginx] tls_cert ` + notCert + `: not a PEM certificate (-----BEGIN CERTIFICATE-----)`,
+		`3: [nginx] tls_key ` + filepath.Join(dir, "missing.key") + `: stat ` + filepath.Join(dir, "missing.key") + `: no such file or directory`,
+		`4: [nginx] root "nobody" is not a service of the port map`,
+		`9: service "a": hosts entry "Bad Host" is not a host name: give lowercase names such as geo.example.com (or *.example.com)`,
+		`10: service "a": paths entry "api/" must be a path prefix starting with /, such as "/api/"`,
+		`11: service "a": rate "fast": give requests per second or minute per client address, such as "10r/s" or "600r/m"`,
+		`12: service "a": body_limit "lots": give a size such as "4M", "512k" or "1G"`,
+		`17: service "b": burst without rate: add rate = "10r/s" or remove burst`,
+		`27: service "d": host geo.example.com path / is already routed to "c": give one of them other hosts or paths`,
+	}
+	assert.Equal(t, want, got)
+}

@@ -37,6 +37,39 @@ type Service struct {
 	Tags []string
 	// Line is the line of its [[service]] table in the file.
 	Line int
+
+	// The front door's settings (nginx; see NginxConfig).
+
+	// Hosts are the host names nginx routes to the service, each its own
+	// server_name (hosts = ["geo.example.com"]); without them the service
+	// is routed on the default server.
+	Hosts []string
+	// Paths are the path prefixes routed to it (default "/<name>/").
+	Paths []string
+	// Rate limits requests per client address, in nginx's form, such as
+	// "10r/s"; over it nginx answers 429 with Retry-After. Empty: no limit.
+	Rate string
+	// Burst is how many requests over Rate are let through at once
+	// (default DefaultNginxBurst when Rate is set).
+	Burst int
+	// BodyLimit is the largest request body nginx takes, such as "4M"
+	// (client_max_body_size; nginx's default 1M when empty).
+	BodyLimit string
+	// Unbuffered is buffering = false: responses stream to the client as
+	// they come (proxy_buffering off).
+	Unbuffered bool
+}
+
+// nginxPaths are the path prefixes nginx routes to s: its paths, else the
+// whole of its hosts, else /<name>/.
+func (s Service) nginxPaths() []string {
+	switch {
+	case len(s.Paths) > 0:
+		return s.Paths
+	case len(s.Hosts) > 0:
+		return []string{"/"}
+	}
+	return []string{"/" + s.Name + "/"}
 }
 
 // Defaults is the [defaults] table of the registry.
@@ -117,6 +150,7 @@ type Registry struct {
 	byName   map[string]int
 	defaults Defaults
 	warnings []Problem
+	nginx    NginxSettings
 	modTime  time.Time
 	size     int64
 	lastErr  error
@@ -155,17 +189,18 @@ func (r *Registry) Reload() error {
 		r.setErr(err)
 		return err
 	}
-	services, defaults, warnings, err := parse(r.path, data)
+	pm, err := parse(r.path, data)
 	if err != nil {
 		r.setErr(err)
 		return err
 	}
+	services, defaults, warnings := pm.services, pm.defaults, pm.warnings
 	byName := make(map[string]int, len(services))
 	for i, s := range services {
 		byName[s.Name] = i
 	}
 	r.mu.Lock()
-	r.services, r.byName, r.defaults, r.warnings, r.modTime, r.size, r.lastErr = services, byName, defaults, warnings, fi.ModTime(), fi.Size(), nil
+	r.services, r.byName, r.defaults, r.warnings, r.nginx, r.modTime, r.size, r.lastErr = services, byName, defaults, warnings, pm.nginx, fi.ModTime(), fi.Size(), nil
 	r.mu.Unlock()
 	return nil
 }
@@ -254,6 +289,13 @@ func (r *Registry) Defaults() Defaults {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.defaults
+}
+
+// Nginx returns the [nginx] table of the last good file.
+func (r *Registry) Nginx() NginxSettings {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.nginx
 }
 
 // Warnings returns what in the last good file is valid but likely wrong,
