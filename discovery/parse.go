@@ -156,7 +156,7 @@ func readDefaults(probs *problems, t *table, dir string) Defaults {
 
 func readServices(probs, warns *problems, tables []*table, d Defaults, dir string) []Service {
 	var services []Service
-	names := map[string]int{} // name -> line
+	names := map[string]int{}     // name -> line
 	routes := map[string]string{} // host + path -> service
 	ports := map[string]string{}
 	sockets := map[string]string{}
@@ -473,8 +473,8 @@ func kind(v any) string {
 type layoutLines struct {
 	top, defaultsKeys, nginxKeys map[string]int
 	defaults, nginx              int
-	services          []int            // the line of each service's table
-	serviceKey        []map[string]int // and of each of its keys
+	services                     []int            // the line of each service's table
+	serviceKey                   []map[string]int // and of each of its keys
 }
 
 func (l *layoutLines) line(i int) int {
