@@ -47,8 +47,6 @@ nginx.conf of its own, when nginx is installed.`,
 			if err != nil {
 				return err
 			}
-			abs, _ := filepath.Abs(reg.Path())
-			conf = append([]byte("# Written by flotilla nginx from "+abs+".\n# Do not edit: change the port map and run flotilla nginx again.\n\n"), conf...)
 			if check {
 				if err := nginxCheck(cmd.Context(), conf, a); err != nil {
 					return err
