@@ -22,7 +22,8 @@ import (
 
 // The keys a port map may hold, in the order the docs list them.
 var (
-	serviceKeys  = []string{"name", "port", "host", "socket", "srv", "public", "health", "tags", "hosts", "paths", "rate", "burst", "body_limit", "buffering"}
+	serviceKeys  = []string{"name", "port", "host", "socket", "srv", "public", "health", "tags", "hosts", "paths", "rate", "burst", "body_limit", "buffering",
+		"exec", "env", "user", "memory_max", "cpu_weight", "tasks_max", "restart"}
 	defaultsKeys = []string{"db", "host", "socket_dir", "base_port"}
 	nginxKeys    = []string{"listen", "server_name", "tls_cert", "tls_key", "root"}
 	topKeys      = []string{"defaults", "service", "nginx"}
@@ -168,6 +169,7 @@ func readServices(probs, warns *problems, tables []*table, d Defaults, dir strin
 		f.what = fmt.Sprintf("service %q", name)
 		svc := Service{Name: name, Public: f.bool("public"), Health: f.str("health"), Tags: f.strs("tags"), Line: t.line}
 		readFrontDoor(probs, t, f, &svc)
+		readSupervision(probs, t, f, &svc, dir)
 		if _, set := t.values["health"]; set && svc.Health == "" && svc.Public {
 			warns.add(t.keyLine("health"), "public service %q has no health path: nginx and monitors cannot tell whether it is up; remove health = \"\" to use %s", name, DefaultHealthPath)
 		}
@@ -449,6 +451,28 @@ func (f fields) strs(key string) []string {
 	return out
 }
 
+func (f fields) strMap(key string) map[string]string {
+	v, ok := f.t.values[key]
+	if !ok {
+		return nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		f.wrong(key, `a table of strings, such as { KEY = "value" }`, v)
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, e := range m {
+		s, ok := e.(string)
+		if !ok {
+			f.wrong(key+"."+k, "a string", e)
+			continue
+		}
+		out[k] = s
+	}
+	return out
+}
+
 // kind names a decoded TOML value's type as a user reads it.
 func kind(v any) string {
 	switch v := v.(type) {
@@ -685,4 +709,59 @@ func certProblem(path string) string {
 		return "not a certificate: " + err.Error()
 	}
 	return ""
+}
+
+var (
+	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	unixUser   = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	systemdMem = regexp.MustCompile(`^([0-9]+[KMGT]?|infinity)$`)
+)
+
+// readSupervision reads a service's systemd settings: exec, env, user,
+// memory_max, cpu_weight, tasks_max and restart.
+func readSupervision(probs *problems, t *table, f fields, svc *Service, dir string) {
+	name := svc.Name
+	svc.Exec = absIn(dir, f.str("exec"))
+	if strings.ContainsAny(svc.Exec, "\n\"") {
+		probs.add(t.keyLine("exec"), "service %q: exec %q has a newline or a quote", name, svc.Exec)
+	}
+	svc.Env = f.strMap("env")
+	for k, v := range svc.Env {
+		if !envName.MatchString(k) {
+			probs.add(t.keyLine("env"), "service %q: env %q is not a variable name: letters, digits and _, not starting with a digit", name, k)
+		}
+		if strings.ContainsAny(v, "\n\x00") {
+			probs.add(t.keyLine("env"), "service %q: env %s has a newline or a NUL in its value", name, k)
+		}
+	}
+	if u := f.str("user"); u != "" {
+		if !unixUser.MatchString(u) {
+			probs.add(t.keyLine("user"), "service %q: user %q is not a user name such as \"flotilla\"", name, u)
+		}
+		svc.User = u
+	}
+	if m := f.str("memory_max"); m != "" {
+		if !systemdMem.MatchString(m) {
+			probs.add(t.keyLine("memory_max"), "service %q: memory_max %q: give a size such as \"256M\" or \"1G\" (K, M, G, T), or \"infinity\"", name, m)
+		}
+		svc.MemoryMax = m
+	}
+	if w, ok := f.int("cpu_weight"); ok {
+		if w < 1 || w > 10000 {
+			probs.add(t.keyLine("cpu_weight"), "service %q: cpu_weight %d: give a weight from 1 to 10000 (100 is systemd's default)", name, w)
+		}
+		svc.CPUWeight = int(w)
+	}
+	if n, ok := f.int("tasks_max"); ok {
+		if n < 1 {
+			probs.add(t.keyLine("tasks_max"), "service %q: tasks_max %d: give a number of tasks from 1", name, n)
+		}
+		svc.TasksMax = int(n)
+	}
+	switch r := f.str("restart"); r {
+	case "", "on-failure", "always":
+		svc.Restart = r
+	default:
+		probs.add(t.keyLine("restart"), "service %q: restart %q: give \"on-failure\" or \"always\"", name, r)
+	}
 }

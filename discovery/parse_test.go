@@ -246,3 +246,25 @@ hosts = ["geo.example.com"]
 	}
 	assert.Equal(t, want, got)
 }
+
+// The supervisor's settings are checked at their lines too.
+func TestLoad_SupervisionProblems(t *testing.T) {
+	got := problems(t, `[[service]]
+name = "a"
+port = 4001
+memory_max = "lots"
+cpu_weight = 0
+tasks_max = 0
+restart = "sometimes"
+user = "Root User"
+env = { "1BAD" = "x" }
+`)
+	assert.Equal(t, []string{
+		`4: service "a": memory_max "lots": give a size such as "256M" or "1G" (K, M, G, T), or "infinity"`,
+		`5: service "a": cpu_weight 0: give a weight from 1 to 10000 (100 is systemd's default)`,
+		`6: service "a": tasks_max 0: give a number of tasks from 1`,
+		`7: service "a": restart "sometimes": give "on-failure" or "always"`,
+		`8: service "a": user "Root User" is not a user name such as "flotilla"`,
+		`9: service "a": env "1BAD" is not a variable name: letters, digits and _, not starting with a digit`,
+	}, got)
+}

@@ -58,6 +58,24 @@ type Service struct {
 	// Unbuffered is buffering = false: responses stream to the client as
 	// they come (proxy_buffering off).
 	Unbuffered bool
+
+	// The supervisor's settings (systemd; see flotilla systemd).
+
+	// Exec is the service's binary (default /usr/local/bin/<name>).
+	Exec string
+	// Env is set in its environment.
+	Env map[string]string
+	// User runs it (default the template's, flotilla).
+	User string
+	// MemoryMax caps its memory, in systemd's form, such as "256M".
+	MemoryMax string
+	// CPUWeight is its share of the CPU against the others (systemd's
+	// default 100).
+	CPUWeight int
+	// TasksMax caps its threads and processes.
+	TasksMax int
+	// Restart is "on-failure" (the template's) or "always".
+	Restart string
 }
 
 // nginxPaths are the path prefixes nginx routes to s: its paths, else the

@@ -9,6 +9,7 @@
 //	flotilla trace 4bf92f35           # one request across the fleet, as a waterfall
 //	flotilla restart --all --batch 3  # zero-downtime rolling restart
 //	flotilla nginx -o /etc/nginx/conf.d/flotilla.conf --check
+//	flotilla systemd                  # the units, a drop-in per service
 //
 // It finds the port map as the services do: --registry, else
 // FLOTILLA_REGISTRY, else ./flotilla.toml; and the log: --db, else
@@ -19,7 +20,8 @@
 // service that did not come back, an unknown trace), 2 bad usage.
 //
 // flotilla reads and signals; it supervises nothing. In production the
-// supervisor is systemd (see examples/deploy).
+// supervisor is systemd (flotilla systemd writes its units; see
+// examples/deploy).
 package main
 
 import (
@@ -126,7 +128,7 @@ trace), 2 bad usage.`,
 	root.PersistentFlags().StringVar(&a.registry, "registry", "", "the port map (default $FLOTILLA_REGISTRY, else ./flotilla.toml)")
 	root.PersistentFlags().StringVar(&a.db, "db", "", "the shared request log (default $FLOTILLA_DB, else the map's [defaults] db)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	for _, c := range []*cobra.Command{a.checkCmd(), a.psCmd(), a.topCmd(), a.logsCmd(), a.traceCmd(), a.restartCmd(), a.nginxCmd()} {
+	for _, c := range []*cobra.Command{a.checkCmd(), a.psCmd(), a.topCmd(), a.logsCmd(), a.traceCmd(), a.restartCmd(), a.nginxCmd(), a.systemdCmd()} {
 		run := c.RunE
 		c.RunE = func(cmd *cobra.Command, args []string) error {
 			if err := run(cmd, args); err != nil {
