@@ -22,7 +22,7 @@ import (
 
 // The keys a port map may hold, in the order the docs list them.
 var (
-	serviceKeys  = []string{"name", "port", "host", "socket", "srv", "public", "health", "tags", "hosts", "paths", "rate", "burst", "body_limit", "buffering",
+	serviceKeys = []string{"name", "port", "host", "socket", "srv", "public", "health", "tags", "hosts", "paths", "rate", "burst", "body_limit", "buffering",
 		"exec", "env", "user", "memory_max", "cpu_weight", "tasks_max", "restart"}
 	defaultsKeys = []string{"db", "host", "socket_dir", "base_port"}
 	nginxKeys    = []string{"listen", "server_name", "tls_cert", "tls_key", "root"}
