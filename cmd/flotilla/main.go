@@ -10,6 +10,7 @@
 //	flotilla restart --all --batch 3  # zero-downtime rolling restart
 //	flotilla nginx -o /etc/nginx/conf.d/flotilla.conf --check
 //	flotilla systemd                  # the units, a drop-in per service
+//	flotilla up --bin ./bin           # the fleet in the foreground, for development
 //
 // It finds the port map as the services do: --registry, else
 // FLOTILLA_REGISTRY, else ./flotilla.toml; and the log: --db, else
@@ -128,7 +129,7 @@ trace), 2 bad usage.`,
 	root.PersistentFlags().StringVar(&a.registry, "registry", "", "the port map (default $FLOTILLA_REGISTRY, else ./flotilla.toml)")
 	root.PersistentFlags().StringVar(&a.db, "db", "", "the shared request log (default $FLOTILLA_DB, else the map's [defaults] db)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	for _, c := range []*cobra.Command{a.checkCmd(), a.psCmd(), a.topCmd(), a.logsCmd(), a.traceCmd(), a.restartCmd(), a.nginxCmd(), a.systemdCmd()} {
+	for _, c := range []*cobra.Command{a.checkCmd(), a.psCmd(), a.topCmd(), a.logsCmd(), a.traceCmd(), a.restartCmd(), a.nginxCmd(), a.systemdCmd(), a.upCmd()} {
 		run := c.RunE
 		c.RunE = func(cmd *cobra.Command, args []string) error {
 			if err := run(cmd, args); err != nil {

@@ -490,7 +490,7 @@ socket = "run/nosock.sock"
 }
 
 func TestCLI_HelpAndCompletion(t *testing.T) {
-	for _, sub := range []string{"check", "ps", "top", "logs", "trace", "restart", "nginx", "systemd"} {
+	for _, sub := range []string{"check", "ps", "top", "logs", "trace", "restart", "nginx", "systemd", "up"} {
 		out, _, code := cli(sub, "--help")
 		assert.Equal(t, 0, code, sub)
 		assert.Contains(t, out, "Examples:\n  flotilla "+sub, sub)

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flotilla-go/flotilla/discovery"
 	"github.com/flotilla-go/flotilla/logger"
 )
 
@@ -291,4 +294,90 @@ func TestCLI_RestartAllUnderLoad(t *testing.T) {
 	}
 	assert.True(t, running(old.PID))
 	assert.NoError(t, syscall.Kill(old.PID, 0))
+}
+
+// flotilla up runs the map's services: one that fails is started again with
+// growing delays, a healthy one is left alone, and Ctrl-C stops them all
+// gracefully with every request in the log.
+func TestCLI_Up(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	require.NoError(t, os.MkdirAll(bin, 0o755))
+	require.NoError(t, os.Symlink(os.Args[0], filepath.Join(bin, "svc-a")))
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "bad"), []byte("#!/bin/sh\necho boom >&2\nexit 1\n"), 0o755))
+	registry := filepath.Join(dir, "flotilla.toml")
+	require.NoError(t, os.WriteFile(registry, []byte(`[defaults]
+db = "flotilla.db"
+socket_dir = "run"
+
+[[service]]
+name = "svc-a"
+env = { FLOTILLA_TEST_SERVICE = "svc-a" }
+
+[[service]]
+name = "bad"
+`), 0o600))
+
+	up := cliProcess(t, "--registry", registry, "up", "--bin", bin)
+	var out lockedBuffer
+	up.Stderr = &out
+	require.NoError(t, up.Start())
+	t.Cleanup(func() { up.Process.Kill() })
+
+	reg, err := discovery.Load(registry)
+	require.NoError(t, err)
+	client := &http.Client{Transport: reg.Transport(nil), Timeout: 5 * time.Second}
+	eventually(t, 20*time.Second, func() bool {
+		res, err := client.Get("http://svc-a/work")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	}, "svc-a never served", out.String)
+	for range 20 {
+		res, err := client.Get("http://svc-a/work")
+		require.NoError(t, err)
+		res.Body.Close()
+	}
+	eventually(t, 20*time.Second, func() bool {
+		return strings.Contains(out.String(), "bad | exited (status 1); starting it again in 2s")
+	}, "bad was not started again with a growing delay", out.String)
+	text := out.String()
+	assert.Contains(t, text, "bad | boom")
+	assert.Contains(t, text, "bad | exited (status 1); starting it again in 1s")
+	assert.Equal(t, 1, strings.Count(text, `"msg":"started"`), "svc-a started once")
+	assert.NotContains(t, text, "svc-a | exited")
+
+	require.NoError(t, up.Process.Signal(os.Interrupt))
+	require.NoError(t, up.Wait(), out.String())
+	assert.Contains(t, out.String(), "flotilla up: all stopped")
+	r, err := logger.OpenReader(filepath.Join(dir, "flotilla.db"))
+	require.NoError(t, err)
+	defer r.Close()
+	rows, err := r.Requests(context.Background(), logger.Query{Route: "/work"})
+	require.NoError(t, err)
+	assert.Len(t, rows, 21, "every request in the log after Ctrl-C")
+
+	_, errOut, code := cli("--registry", registry, "up", "--bin", filepath.Join(dir, "nowhere"))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "service svc-a: no executable at "+filepath.Join(dir, "nowhere", "svc-a"))
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
