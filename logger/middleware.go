@@ -19,6 +19,15 @@ type MiddlewareOption func(*middlewareOptions)
 type middlewareOptions struct {
 	skip    func(echo.Context) bool
 	traceID func(echo.Context) string
+	observe func(context.Context, Record)
+}
+
+// WithObserver also hands each record, with its request's context (and so
+// its span), to observe, after the sink has it: for an exporter that sends
+// request records elsewhere as well, such as OpenTelemetry logs. observe
+// runs on the request's goroutine and must not block.
+func WithObserver(observe func(ctx context.Context, r Record)) MiddlewareOption {
+	return func(o *middlewareOptions) { o.observe = observe }
 }
 
 // WithSkipper makes Middleware leave out the requests for which skip returns
@@ -110,7 +119,11 @@ func Middleware(sink Sink, service string, opts ...MiddlewareOption) echo.Middle
 			case status == 0:
 				status = http.StatusOK
 			}
-			sink.Log(record(c, service, start, status, text, &o))
+			r := record(c, service, start, status, text, &o)
+			sink.Log(r)
+			if o.observe != nil {
+				o.observe(c.Request().Context(), r)
+			}
 			return nil
 		}
 	}
@@ -124,7 +137,11 @@ func logPanic(c echo.Context, sink Sink, service string, start time.Time, o *mid
 	if p == nil {
 		return
 	}
-	sink.Log(record(c, service, start, http.StatusInternalServerError, fmt.Sprintf("panic: %v", p), o))
+	r := record(c, service, start, http.StatusInternalServerError, fmt.Sprintf("panic: %v", p), o)
+	sink.Log(r)
+	if o.observe != nil {
+		o.observe(c.Request().Context(), r)
+	}
 	panic(p)
 }
 

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flotilla-go/flotilla/breaker"
 	"github.com/flotilla-go/flotilla/internal/traceid"
+	"github.com/flotilla-go/flotilla/logger"
 )
 
 // BenchmarkChain serves a hello-world route through the full platform
@@ -150,5 +152,29 @@ func BenchmarkSiblingCall(b *testing.B) {
 				res.Body.Close()
 			}
 		})
+	}
+}
+
+// discardLogs is a log exporter that drops what it gets.
+type discardLogs struct{}
+
+func (discardLogs) Export(context.Context, []sdklog.Record) error { return nil }
+func (discardLogs) Shutdown(context.Context) error                { return nil }
+func (discardLogs) ForceFlush(context.Context) error              { return nil }
+
+// BenchmarkRecordExport is what sending request records as OTLP logs adds
+// to a request: one record handed to the SDK's batch processor, whose
+// exporter here drops them (the network is off the request path).
+func BenchmarkRecordExport(b *testing.B) {
+	lp := sdklog.NewLoggerProvider(sdklog.WithProcessor(sdklog.NewBatchProcessor(discardLogs{})))
+	defer lp.Shutdown(context.Background())
+	e := recordExporter{l: lp.Logger("bench")}
+	tid, sid := traceid.Generator{}.NewIDs(context.Background())
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	r := logger.Record{Time: time.Now(), Service: "agent-geo", Method: "GET", Path: "/geo/1.1.1.1", Route: "/geo/:ip", Status: 200,
+		Duration: time.Millisecond, IP: "127.0.0.1", UserAgent: "bench", RequestID: "abc", TraceID: tid.String()}
+	b.ReportAllocs()
+	for range b.N {
+		e.observe(ctx, r)
 	}
 }

@@ -8,9 +8,11 @@ import (
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/prometheus"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
@@ -23,6 +25,16 @@ const LeanBuild = false
 // the OTEL_EXPORTER_OTLP_* variables.
 func otlpSpanExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 	return otlptracehttp.New(ctx)
+}
+
+// otlpLogProcessor batches log records to the official OTLP/HTTP log
+// exporter.
+func otlpLogProcessor(ctx context.Context) (sdklog.Processor, error) {
+	exp, err := otlploghttp.New(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sdklog.NewBatchProcessor(exp), nil
 }
 
 // otlpMetricReader sends metrics with the official OTLP/HTTP exporter.

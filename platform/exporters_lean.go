@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
@@ -21,6 +22,10 @@ func otlpSpanExporter(context.Context) (sdktrace.SpanExporter, error) {
 
 func otlpMetricReader(context.Context) (sdkmetric.Reader, error) {
 	return nil, leanError(otlpVariable("METRICS"), "the OTLP exporters")
+}
+
+func otlpLogProcessor(context.Context) (sdklog.Processor, error) {
+	return nil, leanError("OTEL_LOGS_EXPORTER", "the OTLP exporters")
 }
 
 func prometheusReader() (sdkmetric.Reader, http.Handler, error) {

@@ -18,6 +18,8 @@ import (
 //     signal is exported when an OTLP endpoint for it is set
 //     (OTEL_EXPORTER_OTLP_ENDPOINT, or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
 //     or ..._METRICS_ENDPOINT for one signal only).
+//   - OTEL_LOGS_EXPORTER: otlp sends every request record as a log record
+//     too (see recordExporter); unset or none, it does not.
 //   - OTEL_EXPORTER_OTLP_PROTOCOL (and its per-signal forms): http/protobuf,
 //     the only protocol built in.
 //   - OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES: the resource of every
@@ -40,7 +42,9 @@ func exportOn(signal string) (bool, error) {
 	v := "OTEL_" + signal + "_EXPORTER"
 	switch e := strings.ToLower(strings.TrimSpace(os.Getenv(v))); e {
 	case "":
-		return otlpConfigured(signal), nil
+		// Request records are in the shared log already: they go out
+		// over OTLP only when asked.
+		return signal != "LOGS" && otlpConfigured(signal), nil
 	case "otlp":
 		return true, nil
 	case "none":

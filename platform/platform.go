@@ -217,7 +217,11 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	// nginx, flotilla ps and Prometheus: their rows would fill the log and
 	// every traffic figure without saying anything about the service.
 	own := map[string]bool{} // routes the platform serves, filled below
-	app.Use(logger.Middleware(rl, c.service, logger.WithSkipper(func(c echo.Context) bool { return own[c.Path()] })))
+	logOpts := []logger.MiddlewareOption{logger.WithSkipper(func(c echo.Context) bool { return own[c.Path()] })}
+	if tel.records != nil {
+		logOpts = append(logOpts, logger.WithObserver(tel.records.observe))
+	}
+	app.Use(logger.Middleware(rl, c.service, logOpts...))
 	app.Use(refuseSpent)
 	if c.concurrency >= 0 {
 		lim = newLimiter(c.concurrency)

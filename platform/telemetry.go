@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -22,6 +23,7 @@ import (
 
 // telemetry holds the process's OpenTelemetry providers.
 type telemetry struct {
+	records  *recordExporter // request records as OTLP logs, when on
 	tp       *sdktrace.TracerProvider
 	recorded bool // spans may be recorded: exported, or a sampler set
 	mp       *sdkmetric.MeterProvider
@@ -75,7 +77,20 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
+	logsOut, err := exportOn("LOGS")
+	if err != nil {
+		return nil, err
+	}
 	t := &telemetry{}
+	if logsOut {
+		proc, err := otlpLogProcessor(ctx)
+		if err != nil {
+			return nil, err
+		}
+		lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(proc))
+		t.shutdown = append(t.shutdown, lp.Shutdown)
+		t.records = &recordExporter{l: lp.Logger("github.com/flotilla-go/flotilla/platform")}
+	}
 	// Trace ids begin with the time, so the request log's trace index
 	// grows at its end (see internal/traceid).
 	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(traceid.Generator{})}

@@ -16,8 +16,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -223,4 +225,97 @@ func TestRun_OTelEnvironment(t *testing.T) {
 	rcv.mu.Unlock()
 	assert.NotContains(t, s.stderr.String(), "failed to upload")
 	assert.NotContains(t, s.stderr.String(), `"level":"ERROR"`)
+}
+
+// logReceiver is an OTLP/HTTP log receiver: it decodes what the official
+// log exporter sends.
+type logReceiver struct {
+	mu   sync.Mutex
+	recs []*logspb.LogRecord
+	svc  []string
+}
+
+func (r *logReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	var msg collogs.ExportLogsServiceRequest
+	if req.URL.Path != "/v1/logs" || proto.Unmarshal(body, &msg) != nil {
+		http.Error(w, "not logs", http.StatusNotFound)
+		return
+	}
+	r.mu.Lock()
+	for _, rl := range msg.ResourceLogs {
+		svc := ""
+		for _, a := range rl.Resource.Attributes {
+			if a.Key == "service.name" {
+				svc = a.Value.GetStringValue()
+			}
+		}
+		for _, sl := range rl.ScopeLogs {
+			for _, lr := range sl.LogRecords {
+				r.recs = append(r.recs, lr)
+				r.svc = append(r.svc, svc)
+			}
+		}
+	}
+	r.mu.Unlock()
+	out, _ := proto.Marshal(&collogs.ExportLogsServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.Write(out)
+}
+
+// With OTEL_LOGS_EXPORTER=otlp every request record also goes out as an
+// OpenTelemetry log record, with the conventions' attributes and the same
+// trace id as its row in the shared file.
+func TestRun_RequestRecordsOverOTLP(t *testing.T) {
+	rcv := &logReceiver{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: rcv}
+	go srv.Serve(ln)
+	defer srv.Close()
+	dir := tempDir(t)
+	db := filepath.Join(dir, "f.db")
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+ln.Addr().String(), "OTEL_LOGS_EXPORTER=otlp",
+		"OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none", "OTEL_BLRP_SCHEDULE_DELAY=50").at("tcp", "127.0.0.1:"+port)
+	s.healthy(t)
+	for range 4 {
+		s.get(t, "/hello/otlp")
+	}
+	s.get(t, "/panic")
+	assert.Equal(t, 0, s.stop(t)) // shutdown flushes the exporter
+
+	rows := rows(t, openDB(t, db), "1")
+	require.Len(t, rows, 5)
+	byTrace := map[string]row{}
+	for _, r := range rows {
+		byTrace[r.traceID] = r
+	}
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	require.Len(t, rcv.recs, 5, "one log record per request")
+	for i, lr := range rcv.recs {
+		assert.Equal(t, "agent-geo", rcv.svc[i])
+		attrs := map[string]string{}
+		for _, a := range lr.Attributes {
+			switch v := a.Value.Value.(type) {
+			case *commonpb.AnyValue_StringValue:
+				attrs[a.Key] = v.StringValue
+			case *commonpb.AnyValue_IntValue:
+				attrs[a.Key] = strconv.FormatInt(v.IntValue, 10)
+			}
+		}
+		row, ok := byTrace[hex.EncodeToString(lr.TraceId)]
+		require.True(t, ok, "the record's trace id %x is a row's", lr.TraceId)
+		assert.Len(t, lr.SpanId, 8, "with its span")
+		assert.Equal(t, row.requestID, attrs["flotilla.request_id"])
+		assert.Equal(t, strconv.Itoa(row.status), attrs["http.response.status_code"])
+		assert.Equal(t, "GET", attrs["http.request.method"])
+		assert.Equal(t, row.route, attrs["http.route"])
+		if row.status == 500 {
+			assert.Equal(t, "500", attrs["error.type"])
+			assert.Equal(t, "SEVERITY_NUMBER_ERROR", lr.SeverityNumber.String())
+		}
+	}
 }
