@@ -78,6 +78,10 @@ func WithRegistry(path string) Option {
 }
 
 // WithDB sets the shared request log's file (env FLOTILLA_DB).
+//
+// "off" (also FLOTILLA_DB=off) keeps no file at all, for hosts that only
+// export request records (OTEL_LOGS_EXPORTER=otlp); /health then has no
+// request-log check.
 func WithDB(path string) Option { return func(c *config) { c.db = path } }
 
 // WithListen sets where the service listens, as a discovery endpoint such

@@ -194,7 +194,9 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	}
 	rl := openRequestLog(c.db, c.logRetry, log)
 	h := health.New(c.service, health.WithVersion(c.version), health.WithReleaseID(c.release))
-	h.Add(rl.check())
+	if !rl.off {
+		h.Add(rl.check())
+	}
 
 	if app.IPExtractor == nil {
 		app.IPExtractor = c.trusted.extractor()

@@ -28,10 +28,20 @@ type requestLog struct {
 	done    chan struct{}
 
 	lastDropped uint64
+	off         bool // FLOTILLA_DB=off: no file at all
 }
+
+// logOff is the FLOTILLA_DB value that turns the shared file off, for
+// hosts that only export request records (OTEL_LOGS_EXPORTER=otlp).
+const logOff = "off"
 
 func openRequestLog(path string, retry time.Duration, log *slog.Logger) *requestLog {
 	rl := &requestLog{path: path, stop: make(chan struct{}), done: make(chan struct{})}
+	if path == logOff {
+		rl.off = true
+		close(rl.done)
+		return rl
+	}
 	s, err := logger.Open(path, logger.WithLogger(log))
 	if err == nil {
 		rl.store.Store(s)
@@ -74,6 +84,9 @@ var _ logger.Sink = (*requestLog)(nil)
 
 // Log implements logger.Sink.
 func (rl *requestLog) Log(r logger.Record) {
+	if rl.off {
+		return
+	}
 	if s := rl.store.Load(); s != nil {
 		s.Log(r)
 		return

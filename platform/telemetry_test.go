@@ -319,3 +319,26 @@ func TestRun_RequestRecordsOverOTLP(t *testing.T) {
 		}
 	}
 }
+
+// FLOTILLA_DB=off: no shared file, no request-log check in /health, and
+// the records still go out over OTLP.
+func TestRun_LogOffExportsOnly(t *testing.T) {
+	rcv := &logReceiver{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: rcv}
+	go srv.Serve(ln)
+	defer srv.Close()
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB=off", "PORT="+port, "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+ln.Addr().String(),
+		"OTEL_LOGS_EXPORTER=otlp", "OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none").at("tcp", "127.0.0.1:"+port)
+	h := s.healthy(t)
+	assert.NotContains(t, h.Checks, "requestlog:queue")
+	s.get(t, "/hello/off")
+	assert.Equal(t, 0, s.stop(t))
+	rcv.mu.Lock()
+	assert.Len(t, rcv.recs, 1)
+	rcv.mu.Unlock()
+	_, err = os.Stat("off")
+	assert.True(t, os.IsNotExist(err), "no file named off in the service's working folder")
+}
