@@ -100,6 +100,9 @@ func runService(name string) {
 		return c.String(res.StatusCode, name+">"+string(b))
 	})
 	app.POST("/test", traceContextTest)
+	app.GET("/budget", func(c echo.Context) error { // the budget a caller sent, as received
+		return c.String(http.StatusOK, c.Request().Header.Get(platform.BudgetHeader))
+	})
 	app.GET("/cpu", func(c echo.Context) error { // about 2 ms of CPU, for the overload benchmark
 		sum := sha256.Sum256([]byte(c.Request().URL.Path))
 		for range 20000 {
