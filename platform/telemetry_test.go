@@ -65,25 +65,11 @@ func (r *receiver) all() []span {
 	defer r.mu.Unlock()
 	var out []span
 	for _, rs := range r.spans {
-		svc := ""
-		for _, a := range rs.Resource.Attributes {
-			if a.Key == "service.name" {
-				svc = a.Value.GetStringValue()
-			}
-		}
+		svc := attrMap(rs.Resource.Attributes)["service.name"]
 		for _, ss := range rs.ScopeSpans {
 			for _, s := range ss.Spans {
-				attrs := map[string]string{}
-				for _, a := range s.Attributes {
-					switch v := a.Value.Value.(type) {
-					case *commonpb.AnyValue_StringValue:
-						attrs[a.Key] = v.StringValue
-					case *commonpb.AnyValue_IntValue:
-						attrs[a.Key] = strconv.FormatInt(v.IntValue, 10)
-					}
-				}
 				out = append(out, span{svc, s.Name, hex.EncodeToString(s.TraceId), hex.EncodeToString(s.SpanId),
-					hex.EncodeToString(s.ParentSpanId), s.Kind.String(), attrs})
+					hex.EncodeToString(s.ParentSpanId), s.Kind.String(), attrMap(s.Attributes)})
 			}
 		}
 	}
@@ -227,6 +213,20 @@ func TestRun_OTelEnvironment(t *testing.T) {
 	assert.NotContains(t, s.stderr.String(), `"level":"ERROR"`)
 }
 
+// attrMap is OTLP attributes as text: strings, and integers in decimal.
+func attrMap(kvs []*commonpb.KeyValue) map[string]string {
+	out := map[string]string{}
+	for _, a := range kvs {
+		switch v := a.Value.Value.(type) {
+		case *commonpb.AnyValue_StringValue:
+			out[a.Key] = v.StringValue
+		case *commonpb.AnyValue_IntValue:
+			out[a.Key] = strconv.FormatInt(v.IntValue, 10)
+		}
+	}
+	return out
+}
+
 // logReceiver is an OTLP/HTTP log receiver: it decodes what the official
 // log exporter sends.
 type logReceiver struct {
@@ -244,12 +244,7 @@ func (r *logReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	for _, rl := range msg.ResourceLogs {
-		svc := ""
-		for _, a := range rl.Resource.Attributes {
-			if a.Key == "service.name" {
-				svc = a.Value.GetStringValue()
-			}
-		}
+		svc := attrMap(rl.Resource.Attributes)["service.name"]
 		for _, sl := range rl.ScopeLogs {
 			for _, lr := range sl.LogRecords {
 				r.recs = append(r.recs, lr)
@@ -297,15 +292,7 @@ func TestRun_RequestRecordsOverOTLP(t *testing.T) {
 	require.Len(t, rcv.recs, 5, "one log record per request")
 	for i, lr := range rcv.recs {
 		assert.Equal(t, "agent-geo", rcv.svc[i])
-		attrs := map[string]string{}
-		for _, a := range lr.Attributes {
-			switch v := a.Value.Value.(type) {
-			case *commonpb.AnyValue_StringValue:
-				attrs[a.Key] = v.StringValue
-			case *commonpb.AnyValue_IntValue:
-				attrs[a.Key] = strconv.FormatInt(v.IntValue, 10)
-			}
-		}
+		attrs := attrMap(lr.Attributes)
 		row, ok := byTrace[hex.EncodeToString(lr.TraceId)]
 		require.True(t, ok, "the record's trace id %x is a row's", lr.TraceId)
 		assert.Len(t, lr.SpanId, 8, "with its span")
