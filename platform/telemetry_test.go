@@ -81,11 +81,7 @@ func (r *receiver) all() []span {
 // the callee's span a child of the caller's.
 func TestRun_ExportsSpansOverOTLP(t *testing.T) {
 	rcv := &receiver{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: rcv}
-	go srv.Serve(ln)
-	defer srv.Close()
+	ln := serveReceiver(t, rcv)
 
 	dir := tempDir(t)
 	reg := filepath.Join(dir, "flotilla.toml")
@@ -187,11 +183,7 @@ func TestRun_Metrics(t *testing.T) {
 // error; OTEL_SERVICE_NAME names the spans' service.
 func TestRun_OTelEnvironment(t *testing.T) {
 	rcv := &receiver{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: rcv}
-	go srv.Serve(ln)
-	defer srv.Close()
+	ln := serveReceiver(t, rcv)
 	dir := tempDir(t)
 	port := freePort(t)
 	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(dir, "f.db"), "PORT="+port,
@@ -211,6 +203,17 @@ func TestRun_OTelEnvironment(t *testing.T) {
 	rcv.mu.Unlock()
 	assert.NotContains(t, s.stderr.String(), "failed to upload")
 	assert.NotContains(t, s.stderr.String(), `"level":"ERROR"`)
+}
+
+// serveReceiver serves h (an OTLP receiver) on loopback for the test.
+func serveReceiver(t *testing.T, h http.Handler) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln
 }
 
 // attrMap is OTLP attributes as text: strings, and integers in decimal.
@@ -263,11 +266,7 @@ func (r *logReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // trace id as its row in the shared file.
 func TestRun_RequestRecordsOverOTLP(t *testing.T) {
 	rcv := &logReceiver{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: rcv}
-	go srv.Serve(ln)
-	defer srv.Close()
+	ln := serveReceiver(t, rcv)
 	dir := tempDir(t)
 	db := filepath.Join(dir, "f.db")
 	port := freePort(t)
@@ -311,11 +310,7 @@ func TestRun_RequestRecordsOverOTLP(t *testing.T) {
 // the records still go out over OTLP.
 func TestRun_LogOffExportsOnly(t *testing.T) {
 	rcv := &logReceiver{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: rcv}
-	go srv.Serve(ln)
-	defer srv.Close()
+	ln := serveReceiver(t, rcv)
 	port := freePort(t)
 	s := start(t, "agent-geo", "FLOTILLA_DB=off", "PORT="+port, "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+ln.Addr().String(),
 		"OTEL_LOGS_EXPORTER=otlp", "OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none").at("tcp", "127.0.0.1:"+port)
@@ -326,6 +321,6 @@ func TestRun_LogOffExportsOnly(t *testing.T) {
 	rcv.mu.Lock()
 	assert.Len(t, rcv.recs, 1)
 	rcv.mu.Unlock()
-	_, err = os.Stat("off")
+	_, err := os.Stat("off")
 	assert.True(t, os.IsNotExist(err), "no file named off in the service's working folder")
 }
