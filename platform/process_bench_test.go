@@ -271,9 +271,15 @@ func alive(pid int) bool {
 // the adaptive concurrency limit, and with it off, in one run. Capacity is
 // measured first with 4 clients in a closed loop; the unloaded p99 with one.
 // The load generator runs on the same cores. Run it with -benchtime 1x.
+// OVERLOAD_MODES (default "auto off") lists the FLOTILLA_CONCURRENCY values
+// to compare, and OVERLOAD_GOMAXPROCS sets the service's GOMAXPROCS.
 func BenchmarkOverload(b *testing.B) {
+	modes := strings.Fields(os.Getenv("OVERLOAD_MODES"))
+	if len(modes) == 0 {
+		modes = []string{"auto", "off"}
+	}
 	for range b.N {
-		for _, mode := range []string{"auto", "off"} {
+		for _, mode := range modes {
 			b.Run(mode, func(b *testing.B) { overload(b, mode) })
 		}
 	}
@@ -285,6 +291,9 @@ func overload(b *testing.B, mode string) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PLATFORM_TEST_SERVICE=cpu", "PORT="+port,
 		"FLOTILLA_DB="+filepath.Join(dir, "f.db"), "FLOTILLA_REGISTRY=", "FLOTILLA_CONCURRENCY="+mode)
+	if p := os.Getenv("OVERLOAD_GOMAXPROCS"); p != "" {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+p)
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
