@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,4 +196,44 @@ func BenchmarkTransportLoopback(b *testing.B) {
 	b.ReportMetric(median(diff), "overhead-ns")
 	b.ReportMetric(100*median(diff)/median(per[0]), "overhead-%")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkRetryBudget calls a sibling that fails half of its calls at
+// random (503 at once), 2,000 GETs one after another with up to 2 retries,
+// with the default retry budget and with none (a ratio that allows every
+// retry), and reports the attempts per call of each. Run it with
+// -benchtime 1x.
+func BenchmarkRetryBudget(b *testing.B) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		if rand.IntN(2) == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	const calls = 2000
+	for _, tc := range []struct {
+		name string
+		opts []breaker.TransportOption
+	}{
+		{"budget", nil},
+		{"no-budget", []breaker.TransportOption{breaker.WithRetryBudget(10, 0)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for range b.N {
+				hits.Store(0)
+				opts := append([]breaker.TransportOption{breaker.WithRetries(2), breaker.WithRetryBackoff(time.Microsecond, time.Microsecond),
+					breaker.WithBreaker(breaker.WithConsecutiveFailures(0))}, tc.opts...)
+				c := breaker.NewClient(&http.Transport{}, opts...)
+				for range calls {
+					if res, err := c.Get(srv.URL); err == nil {
+						io.Copy(io.Discard, res.Body)
+						res.Body.Close()
+					}
+				}
+				b.ReportMetric(float64(hits.Load())/calls, "attempts/call")
+			}
+		})
+	}
 }
