@@ -188,6 +188,7 @@ type instance struct {
 // the refusal of a request whose caller's budget is spent, the concurrency
 // limit, body limit, and the mapping of deadline errors to 503.
 func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (*instance, error) {
+	otel.SetErrorHandler(&exportErrors{log: log})
 	tel, err := newTelemetry(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("platform: telemetry: %w", err)

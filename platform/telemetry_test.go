@@ -324,3 +324,26 @@ func TestRun_LogOffExportsOnly(t *testing.T) {
 	_, err := os.Stat("off")
 	assert.True(t, os.IsNotExist(err), "no file named off in the service's working folder")
 }
+
+// A collector that cannot be reached costs the requests nothing, and the
+// service's log one warning, not a line per failed export.
+func TestRun_CollectorDown(t *testing.T) {
+	down := freePort(t) // nothing listens there
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+filepath.Join(tempDir(t), "f.db"), "PORT="+port,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:"+down, "OTEL_LOGS_EXPORTER=otlp",
+		"OTEL_BSP_SCHEDULE_DELAY=20", "OTEL_BLRP_SCHEDULE_DELAY=20", "OTEL_METRIC_EXPORT_INTERVAL=20",
+		"OTEL_EXPORTER_OTLP_TIMEOUT=50").at("tcp", "127.0.0.1:"+port)
+	s.healthy(t)
+	eventually(t, 20*time.Second, func() bool {
+		code, _ := s.get(t, "/hello/collector")
+		require.Equal(t, 200, code)
+		return strings.Contains(s.stderr.String(), "telemetry export failed")
+	}, "no export ever failed")
+	for range 50 { // more export attempts fail meanwhile
+		code, _ := s.get(t, "/hello/collector")
+		require.Equal(t, 200, code)
+	}
+	assert.Equal(t, 0, s.stop(t))
+	assert.Equal(t, 1, strings.Count(s.stderr.String(), "telemetry export failed"), s.stderr.String())
+}
