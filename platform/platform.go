@@ -206,7 +206,10 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	app.Use(recoverer(log))
 	st := newStreams()
 	app.Use(tracing(newServerSpans(tel.tp, tel.recorded, otel.GetTextMapPropagator()), c.requestTimeout, st))
-	var lim *limiter // made below, inside the request log
+	var lim *limiter // used below, inside the request log; made first, for the metrics
+	if c.concurrency >= 0 {
+		lim = newLimiter(c.concurrency)
+	}
 	if tel.mp != nil {
 		m, err := tel.requestMetrics(rl, func() uint64 { return shedCount(lim) })
 		if err != nil {
@@ -226,8 +229,7 @@ func prepare(ctx context.Context, app *echo.Echo, c *config, log *slog.Logger) (
 	}
 	app.Use(logger.Middleware(rl, c.service, logOpts...))
 	app.Use(refuseSpent)
-	if c.concurrency >= 0 {
-		lim = newLimiter(c.concurrency)
+	if lim != nil {
 		app.Use(lim.middleware(own))
 		h.Add(lim.check())
 	}

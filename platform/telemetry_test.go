@@ -344,6 +344,6 @@ func TestRun_CollectorDown(t *testing.T) {
 		code, _ := s.get(t, "/hello/collector")
 		require.Equal(t, 200, code)
 	}
-	assert.Equal(t, 0, s.stop(t))
+	assert.Equal(t, 0, s.stop(t), s.stderr.String())
 	assert.Equal(t, 1, strings.Count(s.stderr.String(), "telemetry export failed"), s.stderr.String())
 }
