@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flotilla-go/flotilla/platform"
 )
 
 // buildHello builds testdata/hello, the smallest service, with build tags.
@@ -141,9 +143,9 @@ func BenchmarkRestartFleet(b *testing.B) {
 	for range b.N {
 		pids := make([]int, services)
 		bases := make([]string, services)
-		logs := make([]*lockedLog, services)
+		logs := make([]*syncBuffer, services)
 		for i := range services {
-			logs[i] = &lockedLog{}
+			logs[i] = &syncBuffer{}
 			cmd, base := startHelloLogged(b, bin, dir, logs[i])
 			go cmd.Wait() // reap the first generation
 			pids[i], bases[i] = cmd.Process.Pid, base
@@ -163,7 +165,7 @@ func BenchmarkRestartFleet(b *testing.B) {
 			for i, old := range pids {
 				succ := waitHandedOver(b, logs[i], old, round)
 				for alive(old) {
-					if time.Since(began) > 2*DefaultShutdownTimeoutForBench {
+					if time.Since(began) > 2*platform.DefaultShutdownTimeout {
 						b.Fatalf("round %d: old process %d still alive after %v", round, old, time.Since(began))
 					}
 					time.Sleep(time.Millisecond)
@@ -171,7 +173,7 @@ func BenchmarkRestartFleet(b *testing.B) {
 				if d := time.Since(began); d > slowest {
 					slowest = d
 				}
-				if time.Since(began) > DefaultShutdownTimeoutForBench {
+				if time.Since(began) > platform.DefaultShutdownTimeout {
 					late++
 				}
 				pids[i] = succ
@@ -190,28 +192,7 @@ func BenchmarkRestartFleet(b *testing.B) {
 	}
 }
 
-// DefaultShutdownTimeoutForBench mirrors platform.DefaultShutdownTimeout,
-// which the hello services run with.
-const DefaultShutdownTimeoutForBench = 10 * time.Second
-
-type lockedLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func startHelloLogged(b *testing.B, bin, dir string, log *lockedLog) (*exec.Cmd, string) {
+func startHelloLogged(b *testing.B, bin, dir string, log *syncBuffer) (*exec.Cmd, string) {
 	b.Helper()
 	port := strconv.Itoa(freePortB(b))
 	cmd := exec.Command(bin)
@@ -241,7 +222,7 @@ var handedOver = regexp.MustCompile(`"msg":"handed over to pid (\d+)"`)
 
 // waitHandedOver returns the successor's pid from the round-th hand-over
 // line of a service's log.
-func waitHandedOver(b *testing.B, log *lockedLog, old, round int) int {
+func waitHandedOver(b *testing.B, log *syncBuffer, old, round int) int {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if m := handedOver.FindAllStringSubmatch(log.String(), -1); len(m) > round {
