@@ -42,21 +42,7 @@ var procFS = "/proc"
 // the systemd unit flotilla@NAME.service when systemd runs; else it is
 // missing from the result.
 func findProcs(ctx context.Context, services []discovery.Service) map[string]proc {
-	want := map[uint64]string{} // inode -> service
-	tcp := listeningTCP()
-	unixes := listeningUnix()
-	for _, s := range services {
-		switch s.Endpoint.Network {
-		case "tcp":
-			for _, ino := range tcp.match(s.Endpoint.Address) {
-				want[ino] = s.Name
-			}
-		case "unix":
-			if ino, ok := unixes[s.Endpoint.Address]; ok {
-				want[ino] = s.Name
-			}
-		}
-	}
+	want := listenInodes(services)
 	out := map[string]proc{}
 	for pid, inos := range socketOwners(want) {
 		if pid == 1 {
@@ -86,6 +72,27 @@ func findProcs(ctx context.Context, services []discovery.Service) map[string]pro
 		}
 	}
 	return out
+}
+
+// listenInodes maps the inodes of the listening sockets of services on this
+// machine to the service's name.
+func listenInodes(services []discovery.Service) map[uint64]string {
+	want := map[uint64]string{}
+	tcp := listeningTCP()
+	unixes := listeningUnix()
+	for _, s := range services {
+		switch s.Endpoint.Network {
+		case "tcp":
+			for _, ino := range tcp.match(s.Endpoint.Address) {
+				want[ino] = s.Name
+			}
+		case "unix":
+			if ino, ok := unixes[s.Endpoint.Address]; ok {
+				want[ino] = s.Name
+			}
+		}
+	}
+	return want
 }
 
 // tcpListeners are the listening TCP sockets of this machine.

@@ -186,19 +186,6 @@ func restartOne(ctx context.Context, s discovery.Service, old proc, client *http
 
 // stillHolds reports whether pid still has s's listening socket open.
 func stillHolds(s discovery.Service, pid int) bool {
-	var want []uint64
-	switch s.Endpoint.Network {
-	case "tcp":
-		want = listeningTCP().match(s.Endpoint.Address)
-	case "unix":
-		if ino, ok := listeningUnix()[s.Endpoint.Address]; ok {
-			want = append(want, ino)
-		}
-	}
-	set := map[uint64]string{}
-	for _, ino := range want {
-		set[ino] = s.Name
-	}
-	_, holds := socketOwners(set)[pid]
+	_, holds := socketOwners(listenInodes([]discovery.Service{s}))[pid]
 	return holds
 }
