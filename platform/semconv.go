@@ -40,37 +40,44 @@ func spanName(method, route string) string {
 	return method + " " + route
 }
 
-// serverAttributes are a server span's attributes for a request answered
-// with status; route is empty when none matched.
-func serverAttributes(r *http.Request, route, clientIP string, status int) []attribute.KeyValue {
-	method := knownMethod(r.Method)
+// requestAttributes are what the request metric and the server span share:
+// the method (known ones only), status, scheme, route when one matched, and
+// error.type on 5xx, so no client can grow the metric's labels.
+func requestAttributes(r *http.Request, route string, status int) []attribute.KeyValue {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
 	attrs := []attribute.KeyValue{
-		attribute.String("http.request.method", method),
-		attribute.String("url.scheme", scheme),
-		attribute.String("url.path", r.URL.Path),
+		attribute.String("http.request.method", knownMethod(r.Method)),
 		attribute.Int("http.response.status_code", status),
-		attribute.String("client.address", clientIP),
-		attribute.String("user_agent.original", r.UserAgent()),
-		attribute.String("network.protocol.version", strconv.Itoa(r.ProtoMajor)+"."+strconv.Itoa(r.ProtoMinor)),
-	}
-	if method != r.Method {
-		attrs = append(attrs, attribute.String("http.request.method_original", r.Method))
+		attribute.String("url.scheme", scheme),
 	}
 	if route != "" {
 		attrs = append(attrs, attribute.String("http.route", route))
+	}
+	if status >= 500 {
+		attrs = append(attrs, attribute.String("error.type", strconv.Itoa(status)))
+	}
+	return attrs
+}
+
+// serverAttributes are a server span's attributes for a request answered
+// with status; route is empty when none matched.
+func serverAttributes(r *http.Request, route, clientIP string, status int) []attribute.KeyValue {
+	attrs := append(requestAttributes(r, route, status),
+		attribute.String("url.path", r.URL.Path),
+		attribute.String("client.address", clientIP),
+		attribute.String("user_agent.original", r.UserAgent()),
+		attribute.String("network.protocol.version", strconv.Itoa(r.ProtoMajor)+"."+strconv.Itoa(r.ProtoMinor)))
+	if knownMethod(r.Method) != r.Method {
+		attrs = append(attrs, attribute.String("http.request.method_original", r.Method))
 	}
 	if host, port := hostPort(r.Host); host != "" {
 		attrs = append(attrs, attribute.String("server.address", host))
 		if port > 0 {
 			attrs = append(attrs, attribute.Int("server.port", port))
 		}
-	}
-	if status >= 500 {
-		attrs = append(attrs, attribute.String("error.type", strconv.Itoa(status)))
 	}
 	return attrs
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -202,17 +201,7 @@ func (t *telemetry) requestMetrics(rl *requestLog, shed func() uint64) (echo.Mid
 				if p != nil { // recover, outside, answers 500
 					status = http.StatusInternalServerError
 				}
-				attrs := []attribute.KeyValue{
-					attribute.String("http.request.method", knownMethod(c.Request().Method)),
-					attribute.Int("http.response.status_code", status),
-					attribute.String("url.scheme", "http"),
-				}
-				if route := c.Path(); route != "" {
-					attrs = append(attrs, attribute.String("http.route", route))
-				}
-				if status >= 500 {
-					attrs = append(attrs, attribute.String("error.type", strconv.Itoa(status)))
-				}
+				attrs := requestAttributes(c.Request(), c.Path(), status)
 				dur.Record(c.Request().Context(), time.Since(start).Seconds(), metric.WithAttributes(attrs...))
 				if p != nil {
 					panic(p)
