@@ -17,15 +17,15 @@ import (
 const LeanBuild = true
 
 func otlpSpanExporter(context.Context) (sdktrace.SpanExporter, error) {
-	return nil, leanError(otlpVariable("TRACES"), "the OTLP exporters")
+	return nil, leanError(exportVariable("TRACES"), "the OTLP exporters")
 }
 
 func otlpMetricReader(context.Context) (sdkmetric.Reader, error) {
-	return nil, leanError(otlpVariable("METRICS"), "the OTLP exporters")
+	return nil, leanError(exportVariable("METRICS"), "the OTLP exporters")
 }
 
 func otlpLogProcessor(context.Context) (sdklog.Processor, error) {
-	return nil, leanError("OTEL_LOGS_EXPORTER", "the OTLP exporters")
+	return nil, leanError(exportVariable("LOGS"), "the OTLP exporters")
 }
 
 func prometheusReader() (sdkmetric.Reader, http.Handler, error) {

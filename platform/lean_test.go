@@ -56,6 +56,12 @@ func TestLeanBuild(t *testing.T) {
 	assert.Contains(t, out, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set")
 	assert.Contains(t, out, "-tags flotilla_lean")
 	assert.Contains(t, out, "rebuild it without that tag")
+	out, err = run("OTEL_TRACES_EXPORTER=otlp") // the default endpoint, but named by the exporter variable
+	require.Error(t, err, "it must not start")
+	assert.Contains(t, out, "OTEL_TRACES_EXPORTER is set")
+	out, err = run("OTEL_LOGS_EXPORTER=otlp")
+	require.Error(t, err, "it must not start")
+	assert.Contains(t, out, "OTEL_LOGS_EXPORTER is set")
 	out, err = run("FLOTILLA_METRICS=1")
 	require.Error(t, err, "it must not start")
 	assert.Contains(t, out, "/metrics is on")
