@@ -148,7 +148,24 @@ func BenchmarkFollow(b *testing.B) {
 			}
 			close(lines)
 		}()
-		time.Sleep(500 * time.Millisecond) // let it start; a benchmark, not a test
+		// Until the follower shows a marker, it has not started following:
+		// log one until it does.
+		for shown := false; !shown; {
+			s.Log(logger.Record{Service: "bench", Method: "MARK", Path: "/", Status: 200})
+			require.NoError(b, s.Flush(context.Background()))
+			select {
+			case <-lines:
+				shown = true
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		for drained := false; !drained; { // more markers may follow the first
+			select {
+			case <-lines:
+			case <-time.After(200 * time.Millisecond):
+				drained = true
+			}
+		}
 		var lat []time.Duration
 		for i := range 50 {
 			id := "follow-" + strconv.Itoa(i)
