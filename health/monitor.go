@@ -55,6 +55,11 @@ type TargetState struct {
 	// Reason says why the last probe did not pass: the HTTP status, a
 	// timeout, a refused connection, or the service's own output.
 	Reason string `json:"reason,omitempty"`
+	// Detail is the part of Reason that says what is wrong in the
+	// target's own words: the outputs of its checks that did not pass, or
+	// the network's reason ("connection refused") when it was not reached;
+	// for a short display such as flotilla ps.
+	Detail string `json:"detail,omitempty"`
 	// Answered is true when the last probe got an HTTP response, whatever
 	// its status; false when the service could not be reached at all
 	// (refused, timed out, no such socket).
@@ -254,11 +259,6 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 	targets := append([]Target(nil), m.targets...)
 	m.mu.Unlock()
 
-	type probeResult struct {
-		status   Status
-		reason   string
-		answered bool
-	}
 	results := make([]probeResult, len(targets))
 	sem := make(chan struct{}, m.concurrency)
 	var wg sync.WaitGroup
@@ -267,8 +267,7 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			st, reason, answered := m.probe(ctx, t)
-			results[i] = probeResult{st, reason, answered}
+			results[i] = m.probe(ctx, t)
 		}()
 	}
 	wg.Wait()
@@ -282,7 +281,7 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 			continue
 		}
 		r := results[i]
-		st.Status, st.Reason, st.Answered, st.Checked = r.status, r.reason, r.answered, now
+		st.Status, st.Reason, st.Detail, st.Answered, st.Checked = r.status, r.reason, r.detail, r.answered, now
 		if r.status == Fail {
 			st.Failures++
 			if st.Up && st.Failures >= m.downAfter {
@@ -332,13 +331,21 @@ func (m *Monitor) Snapshot() Snapshot {
 	return s
 }
 
+// probeResult is what one probe found.
+type probeResult struct {
+	status         Status
+	reason, detail string
+	answered       bool
+}
+
 // probe asks one target for its health.
-func (m *Monitor) probe(ctx context.Context, t Target) (status Status, reason string, answered bool) {
+func (m *Monitor) probe(ctx context.Context, t Target) probeResult {
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
+	unreached := func(reason string) probeResult { return probeResult{status: Fail, reason: reason, detail: reason} }
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL, nil)
 	if err != nil {
-		return Fail, "bad health URL: " + err.Error(), false
+		return unreached("bad health URL: " + err.Error())
 	}
 	req.Header.Set("Accept", MediaType+", application/json;q=0.9, */*;q=0.1")
 	client := t.Client
@@ -347,12 +354,14 @@ func (m *Monitor) probe(ctx context.Context, t Target) (status Status, reason st
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		return Fail, neterr.Describe(err, m.timeout), false
+		return unreached(neterr.Describe(err, m.timeout))
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxBody))
 	if err != nil {
-		return Fail, neterr.Describe(err, m.timeout), true
+		r := unreached(neterr.Describe(err, m.timeout))
+		r.answered = true
+		return r
 	}
 	io.Copy(io.Discard, io.LimitReader(res.Body, maxBody)) // let the connection be reused
 	ct, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
@@ -361,44 +370,39 @@ func (m *Monitor) probe(ctx context.Context, t Target) (status Status, reason st
 		if err := json.Unmarshal(body, &hr); err == nil && hr.Status != "" {
 			if st, ok := ParseStatus(string(hr.Status)); ok {
 				hr.Status = st
-				status, reason := fromReport(res, &hr)
-				return status, reason, true
+				return fromReport(res, &hr)
 			}
 		}
 	}
 	if res.StatusCode >= 200 && res.StatusCode < 300 {
-		return Pass, "", true
+		return probeResult{status: Pass, answered: true}
 	}
-	return Fail, res.Status, true
+	return probeResult{status: Fail, reason: res.Status, detail: res.Status, answered: true}
 }
 
-// fromReport turns a parsed health response into the probe's result.
-func fromReport(res *http.Response, hr *Response) (Status, string) {
-	switch hr.Status {
-	case Pass:
-		return Pass, ""
-	case Warn:
-		return Warn, reportReason(res, hr)
+// fromReport turns a parsed health response into the probe's result: the
+// reason is the HTTP status, the service's status and, as the detail, the
+// words of the checks that did not pass.
+func fromReport(res *http.Response, hr *Response) probeResult {
+	if hr.Status == Pass {
+		return probeResult{status: Pass, answered: true}
 	}
-	return Fail, reportReason(res, hr)
-}
-
-func reportReason(res *http.Response, hr *Response) string {
-	reason := res.Status + ": " + string(hr.Status)
-	if hr.Output != "" { // the failing checks' outputs, from this package's services
-		return reason + ": " + hr.Output
-	}
-	var keys []string
-	for k, rs := range hr.Checks {
-		for _, r := range rs {
-			if r.Status != Pass && r.Output != "" {
-				keys = append(keys, k+": "+r.Output)
+	detail := hr.Output // the failing checks' outputs, from this package's services
+	if detail == "" {
+		var keys []string
+		for k, rs := range hr.Checks {
+			for _, r := range rs {
+				if r.Status != Pass && r.Output != "" {
+					keys = append(keys, k+": "+r.Output)
+				}
 			}
 		}
+		slices.Sort(keys)
+		detail = strings.Join(keys, "; ")
 	}
-	slices.Sort(keys)
-	if len(keys) > 0 {
-		reason += ": " + strings.Join(keys, "; ")
+	reason := res.Status + ": " + string(hr.Status)
+	if detail != "" {
+		reason += ": " + detail
 	}
-	return reason
+	return probeResult{status: hr.Status, reason: reason, detail: detail, answered: true}
 }

@@ -247,6 +247,11 @@ func TestMonitor_Reasons(t *testing.T) {
 	assert.Equal(t, health.Warn, by["warn"].Status)
 	assert.Contains(t, by["warn"].Reason, "disk: disk 91% full")
 	assert.Equal(t, "connection refused", by["closed"].Reason)
+	for name, detail := range map[string]string{"slow": "timeout after 100ms", "sick": "postgres: connection refused",
+		"plain500": "500 Internal Server Error", "plain200": "", "closed": "connection refused"} {
+		assert.Equal(t, detail, by[name].Detail, name)
+	}
+	assert.Equal(t, "disk: disk 91% full", by["warn"].Detail, "the check, in the service's words")
 	assert.Equal(t, []string{"slow", "sick", "plain500", "closed"}, snap.Down())
 	for name, answered := range map[string]bool{"slow": false, "closed": false, "sick": true, "plain500": true, "plain200": true, "warn": true} {
 		assert.Equal(t, answered, by[name].Answered, name)

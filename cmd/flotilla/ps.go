@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -75,7 +74,7 @@ func (a *app) fleetStatus(ctx context.Context, reg *discovery.Registry, services
 	}
 	for _, s := range services {
 		st := states[s.Name]
-		row := serviceStatus{Name: s.Name, Endpoint: s.Endpoint.String(), State: string(st.Status), Reason: shortReason(st)}
+		row := serviceStatus{Name: s.Name, Endpoint: s.Endpoint.String(), State: string(st.Status), Reason: st.Detail}
 		if !st.Answered {
 			row.State = "down"
 		}
@@ -117,24 +116,6 @@ func (a *app) traffic(ctx context.Context, since time.Time) (map[string]logger.S
 	return out, ""
 }
 
-// shortReason is the part of a probe's reason that says what is wrong:
-// "connection refused", or the checks that did not pass, without the HTTP
-// status line when the service's own report says more.
-func shortReason(st health.TargetState) string {
-	r := st.Reason
-	if !st.Answered || r == "" {
-		return r
-	}
-	// "503 Service Unavailable: fail: output (check=output)"
-	parts := strings.SplitN(r, ": ", 3)
-	if len(parts) == 3 && parts[1] == string(st.Status) {
-		return parts[2]
-	}
-	if len(parts) == 2 && parts[1] == string(st.Status) {
-		return parts[0]
-	}
-	return r
-}
 
 func (a *app) psCmd() *cobra.Command {
 	var (
