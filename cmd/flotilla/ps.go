@@ -116,7 +116,6 @@ func (a *app) traffic(ctx context.Context, since time.Time) (map[string]logger.S
 	return out, ""
 }
 
-
 func (a *app) psCmd() *cobra.Command {
 	var (
 		asJSON  bool
