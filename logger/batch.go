@@ -3,6 +3,7 @@ package logger
 /*
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 // The SQLite C API, linked from the amalgamation that go-sqlite3 builds into
 // every binary that imports it. Only what the batch writer needs.
@@ -91,6 +92,62 @@ static int fl_insert(sqlite3 *db, sqlite3_stmt *st, const char *buf, const int64
 	}
 	return 0;
 }
+
+#define FL_ROW 100
+extern long long sqlite3_column_int64(sqlite3_stmt*, int);
+extern const unsigned char *sqlite3_column_text(sqlite3_stmt*, int);
+extern int sqlite3_column_bytes(sqlite3_stmt*, int);
+
+// fl_bind_key binds a rollup's key: k holds level, ts and status; the texts
+// are service, method and route. Bound SQLITE_STATIC: the caller steps and
+// resets the statement before it returns.
+static int fl_bind_key(sqlite3_stmt *st, const int64_t *k, const char *svc, int svcn, const char *m, int mn, const char *r, int rn) {
+	int rc;
+	if ((rc = sqlite3_bind_int64(st, 1, k[0])) != 0) return rc;
+	if ((rc = sqlite3_bind_int64(st, 2, k[1])) != 0) return rc;
+	if ((rc = sqlite3_bind_text(st, 3, svc, svcn, 0)) != 0) return rc;
+	if ((rc = sqlite3_bind_text(st, 4, m, mn, 0)) != 0) return rc;
+	if ((rc = sqlite3_bind_text(st, 5, r, rn, 0)) != 0) return rc;
+	return sqlite3_bind_int64(st, 6, k[2]);
+}
+
+// fl_rollup_load reads the row of a key into v (six integers) and its
+// histogram into hist (at most cap bytes; *histn is its length, or -1 when
+// it does not fit). It returns 0 with *found set, or an error code.
+static int fl_rollup_load(sqlite3 *db, sqlite3_stmt *st, const int64_t *k, const char *svc, int svcn, const char *m, int mn, const char *r, int rn,
+		int64_t *v, char *hist, int cap, int *histn, int *found) {
+	int rc = fl_bind_key(st, k, svc, svcn, m, mn, r, rn);
+	if (rc != 0) { sqlite3_reset(st); return rc; }
+	rc = sqlite3_step(st);
+	*found = 0;
+	if (rc == FL_ROW) {
+		*found = 1;
+		for (int i = 0; i < 6; i++) v[i] = sqlite3_column_int64(st, i);
+		const unsigned char *h = sqlite3_column_text(st, 6);
+		int n = sqlite3_column_bytes(st, 6);
+		if (h == 0 || n > cap) {
+			*histn = -1;
+		} else {
+			memcpy(hist, h, n);
+			*histn = n;
+		}
+		rc = FL_DONE;
+	}
+	sqlite3_reset(st);
+	return rc == FL_DONE ? 0 : sqlite3_extended_errcode(db);
+}
+
+// fl_rollup_save stores a key's row: v holds its six integers.
+static int fl_rollup_save(sqlite3 *db, sqlite3_stmt *st, const int64_t *k, const char *svc, int svcn, const char *m, int mn, const char *r, int rn,
+		const int64_t *v, const char *hist, int histn) {
+	int rc = fl_bind_key(st, k, svc, svcn, m, mn, r, rn);
+	for (int i = 0; rc == 0 && i < 6; i++) rc = sqlite3_bind_int64(st, 7 + i, v[i]);
+	if (rc == 0) rc = sqlite3_bind_text(st, 13, hist, histn, 0);
+	if (rc != 0) { sqlite3_reset(st); return rc; }
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == FL_DONE ? 0 : sqlite3_extended_errcode(db);
+}
 */
 import "C"
 
@@ -98,6 +155,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"github.com/mattn/go-sqlite3"
@@ -117,6 +175,12 @@ type batchConn struct {
 	stmt *C.sqlite3_stmt
 	buf  []byte
 	meta []int64
+
+	loadSt, saveSt *C.sqlite3_stmt // rollup rows
+	agg            rollupAgg
+	hbuf           []byte // a stored histogram, read
+	jbuf           []byte // a histogram to store
+	damaged        int    // rollup rows found damaged by the last insert
 }
 
 // sqliteErr returns the error for result code rc as a go-sqlite3 Error, so
@@ -148,14 +212,73 @@ func openBatchConn(path string, o *options) (*batchConn, error) {
 		b.close()
 		return nil, err
 	}
-	q := C.CString(insertSQL(1))
-	defer C.free(unsafe.Pointer(q))
-	if rc := C.sqlite3_prepare_v2(b.db, q, -1, &b.stmt, nil); rc != 0 {
-		err := b.err("prepare", rc)
-		b.close()
-		return nil, err
+	for _, p := range []struct {
+		sql  string
+		stmt **C.sqlite3_stmt
+	}{{insertSQL(1), &b.stmt}, {rollupLoadSQL, &b.loadSt}, {rollupSaveSQL, &b.saveSt}} {
+		q := C.CString(p.sql)
+		rc := C.sqlite3_prepare_v2(b.db, q, -1, p.stmt, nil)
+		C.free(unsafe.Pointer(q))
+		if rc != 0 {
+			err := b.err("prepare", rc)
+			b.close()
+			return nil, err
+		}
 	}
+	b.hbuf = make([]byte, maxHistJSON)
 	return b, nil
+}
+
+// maxHistJSON bounds a stored histogram's length: more than any histogram
+// of durations up to a year, bucket by bucket, takes.
+const maxHistJSON = 128 << 10
+
+// emptyText is bound for an empty string: SQLite reads a nil pointer as NULL.
+var emptyText = C.CString("")
+
+func cText(s string) (*C.char, C.int) {
+	if len(s) == 0 {
+		return emptyText, 0
+	}
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.int(len(s))
+}
+
+func keyArgs(k *rollupKey) ([3]C.int64_t, *C.char, C.int, *C.char, C.int, *C.char, C.int) {
+	svc, svcn := cText(k.service)
+	m, mn := cText(k.method)
+	r, rn := cText(k.route)
+	return [3]C.int64_t{C.int64_t(k.level), C.int64_t(k.ts), C.int64_t(k.status)}, svc, svcn, m, mn, r, rn
+}
+
+// load implements rollupTx on the writer's connection, inside its batch's
+// transaction.
+func (b *batchConn) load(k *rollupKey, v *rollupVal) (bool, error) {
+	key, svc, svcn, m, mn, r, rn := keyArgs(k)
+	var vals [6]C.int64_t
+	var histn, found C.int
+	rc := C.fl_rollup_load(b.db, b.loadSt, &key[0], svc, svcn, m, mn, r, rn, &vals[0],
+		(*C.char)(unsafe.Pointer(&b.hbuf[0])), C.int(len(b.hbuf)), &histn, &found)
+	if err := b.err("load rollup", rc); err != nil || found == 0 {
+		return false, err
+	}
+	v.count, v.failed, v.bytesIn, v.bytesOut, v.durUS, v.maxUS = int64(vals[0]), int64(vals[1]), int64(vals[2]), int64(vals[3]), int64(vals[4]), int64(vals[5])
+	if histn < 0 {
+		return true, fmt.Errorf("%w: histogram longer than %d bytes", ErrRollupsDamaged, len(b.hbuf))
+	}
+	var err error
+	if v.hist, err = parseHist(v.hist, b.hbuf[:histn]); err != nil {
+		return true, fmt.Errorf("%w: %w", ErrRollupsDamaged, err)
+	}
+	return true, nil
+}
+
+// save implements rollupTx on the writer's connection.
+func (b *batchConn) save(k *rollupKey, v *rollupVal) error {
+	key, svc, svcn, m, mn, r, rn := keyArgs(k)
+	vals := [6]C.int64_t{C.int64_t(v.count), C.int64_t(v.failed), C.int64_t(v.bytesIn), C.int64_t(v.bytesOut), C.int64_t(v.durUS), C.int64_t(v.maxUS)}
+	b.jbuf = v.hist.appendJSON(b.jbuf[:0])
+	return b.err("save rollup", C.fl_rollup_save(b.db, b.saveSt, &key[0], svc, svcn, m, mn, r, rn, &vals[0],
+		(*C.char)(unsafe.Pointer(&b.jbuf[0])), C.int(len(b.jbuf))))
 }
 
 func (b *batchConn) exec(sql string) error {
@@ -181,6 +304,11 @@ func (b *batchConn) insert(recs []Record) (err error) {
 	rc := C.fl_insert(b.db, b.stmt, (*C.char)(unsafe.Pointer(&b.buf[0])),
 		(*C.int64_t)(unsafe.Pointer(&b.meta[0])), C.int(len(recs)), numColumns, textColumns)
 	if err := b.err("insert", rc); err != nil {
+		return err
+	}
+	b.agg.reset()
+	b.agg.addRecords(recs, time.Now())
+	if b.damaged, err = applyRollups(b, b.agg.rows()); err != nil {
 		return err
 	}
 	return b.exec("COMMIT")
@@ -223,9 +351,11 @@ func (b *batchConn) close() error {
 			b.busy = nil
 		}
 	}()
-	if b.stmt != nil {
-		C.sqlite3_finalize(b.stmt)
-		b.stmt = nil
+	for _, st := range []**C.sqlite3_stmt{&b.stmt, &b.loadSt, &b.saveSt} {
+		if *st != nil {
+			C.sqlite3_finalize(*st)
+			*st = nil
+		}
 	}
 	if b.db != nil {
 		rc := C.sqlite3_close_v2(b.db)

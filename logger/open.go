@@ -167,7 +167,38 @@ func setupOnce(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("cannot switch to WAL mode (journal_mode is %q): the file system must support shared memory; use a local disk", mode)
 		}
 	}
-	return migrate(ctx, conn)
+	if err := migrate(ctx, conn); err != nil {
+		return err
+	}
+	return repairRollups(ctx, conn)
+}
+
+// repairRollups recreates the rollup tables and views when someone dropped
+// them. Missing rollups are rebuilt from every raw row, never read as an
+// empty history.
+func repairRollups(ctx context.Context, conn *sql.Conn) error {
+	const count = `SELECT count(*), count(*) FILTER (WHERE name = 'rollups') FROM sqlite_master
+		WHERE type = 'table' AND name IN ('rollups', 'rollup_backfill')`
+	var n, rollups int
+	if err := conn.QueryRowContext(ctx, count).Scan(&n, &rollups); err != nil || n == 2 {
+		return err
+	}
+	tx, err := conn.BeginTx(ctx, nil) // BEGIN IMMEDIATE
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, count).Scan(&n, &rollups); err != nil || n == 2 {
+		return err // another process repaired them
+	}
+	repair := rollupSchema + rollupViews
+	if rollups == 0 {
+		repair += rollupBackfillAll
+	}
+	if _, err := tx.ExecContext(ctx, repair); err != nil {
+		return fmt.Errorf("recreate the rollups: %w", err)
+	}
+	return tx.Commit()
 }
 
 func migrate(ctx context.Context, conn *sql.Conn) error {

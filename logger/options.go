@@ -26,6 +26,10 @@ const (
 	DefaultCloseTimeout = 30 * time.Second
 	// DefaultRetention is how long rows are kept by the automatic pruning.
 	DefaultRetention = 30 * 24 * time.Hour
+	// DefaultRollupRetention is how long the daily rollups are kept, long
+	// after the raw rows are gone (see MinuteRollupRetention and
+	// HourRollupRetention for the finer ones).
+	DefaultRollupRetention = 400 * 24 * time.Hour
 	// DefaultPruneInterval is how often the automatic pruning runs.
 	DefaultPruneInterval = time.Hour
 	// DefaultCheckpointInterval is how often the Store runs
@@ -49,6 +53,7 @@ type options struct {
 	openTimeout        time.Duration
 	closeTimeout       time.Duration
 	retention          time.Duration
+	rollupRetention    time.Duration
 	pruneInterval      time.Duration
 	checkpointInterval time.Duration
 	journalSizeLimit   int64
@@ -64,6 +69,7 @@ func defaultOptions() options {
 		openTimeout:        DefaultOpenTimeout,
 		closeTimeout:       DefaultCloseTimeout,
 		retention:          DefaultRetention,
+		rollupRetention:    DefaultRollupRetention,
 		pruneInterval:      DefaultPruneInterval,
 		checkpointInterval: DefaultCheckpointInterval,
 		journalSizeLimit:   DefaultJournalSizeLimit,
@@ -126,6 +132,15 @@ func WithCloseTimeout(d time.Duration) Option {
 // DefaultPruneInterval). Zero or less turns the automatic pruning off.
 func WithRetention(d time.Duration) Option {
 	return func(o *options) { o.retention = d }
+}
+
+// WithRollupRetention sets how long rollups are kept (default
+// DefaultRollupRetention): day rollups for d, hour and minute rollups for d
+// or their own retention (HourRollupRetention, MinuteRollupRetention),
+// whichever is shorter. The prune that WithRetention runs deletes them.
+// Zero or less keeps them forever.
+func WithRollupRetention(d time.Duration) Option {
+	return func(o *options) { o.rollupRetention = d }
 }
 
 // WithPruneInterval sets how often the automatic pruning runs (default

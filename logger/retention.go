@@ -46,6 +46,41 @@ func (s *Store) pruneChunk(ctx context.Context, before int64) (int64, error) {
 	return n, tx.Commit()
 }
 
+// PruneRollups deletes the rollups past their retention at now (see
+// WithRollupRetention), in transactions of at most PruneChunk rows, and
+// returns how many it deleted.
+func (s *Store) PruneRollups(ctx context.Context, now time.Time) (int64, error) {
+	ret := s.opts.rollupRetention
+	if ret <= 0 {
+		return 0, nil
+	}
+	var total int64
+	for _, l := range levels {
+		keep := ret
+		switch l {
+		case levelMinute:
+			keep = min(keep, MinuteRollupRetention)
+		case levelHour:
+			keep = min(keep, HourRollupRetention)
+		}
+		before := now.Add(-keep).Unix()
+		for {
+			res, err := s.wdb.ExecContext(ctx, `DELETE FROM rollups WHERE (level, ts, service, method, route, status) IN
+				(SELECT level, ts, service, method, route, status FROM rollups WHERE level = ? AND ts < ? LIMIT ?)`,
+				l, before, PruneChunk)
+			if err != nil {
+				return total, fmt.Errorf("logger: prune rollups of %s: %w", s.path, err)
+			}
+			n, _ := res.RowsAffected()
+			total += n
+			if n < PruneChunk {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
 // Checkpoint copies the WAL into the database file and truncates the WAL
 // (PRAGMA wal_checkpoint(TRUNCATE)). It reports whether the checkpoint
 // completed: it does not when another connection is still reading an old
@@ -66,7 +101,7 @@ func (s *Store) Checkpoint(ctx context.Context) (bool, error) {
 // until the Store closes.
 func (s *Store) runMaintenance() {
 	defer close(s.maintEnd)
-	prune := s.opts.retention > 0
+	prune := s.opts.retention > 0 || s.opts.rollupRetention > 0
 	check := s.opts.checkpointInterval > 0
 	if !prune && !check {
 		<-s.closing
@@ -98,8 +133,13 @@ func (s *Store) runMaintenance() {
 		}()
 		now := time.Now()
 		if prune && !now.Before(nextPrune) {
-			if _, err := s.Prune(ctx, now.Add(-s.opts.retention)); err != nil && ctx.Err() == nil {
-				s.setErr(err)
+			if s.opts.retention > 0 {
+				if _, err := s.Prune(ctx, now.Add(-s.opts.retention)); err != nil && ctx.Err() == nil {
+					s.setErr(err)
+					s.log.Warn("request log prune failed", "path", s.path, "err", err)
+				}
+			}
+			if _, err := s.PruneRollups(ctx, now); err != nil && ctx.Err() == nil {
 				s.log.Warn("request log prune failed", "path", s.path, "err", err)
 			}
 			nextPrune = now.Add(jitter(s.opts.pruneInterval))

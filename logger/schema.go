@@ -1,9 +1,11 @@
 package logger
 
+import "strconv"
+
 // SchemaVersion is the version of the requests table layout this package
 // writes, kept in PRAGMA user_version. Open migrates older files in place and
 // refuses newer ones with ErrSchemaTooNew.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrations[v-1] takes a file from schema version v-1 to v. Each runs in the
 // same IMMEDIATE transaction that sets the new user_version, so a process
@@ -35,4 +37,82 @@ var migrations = []string{
 	`DROP INDEX IF EXISTS requests_ts;
 	CREATE INDEX IF NOT EXISTS requests_ts_cover ON requests (ts, service, status, duration_us);
 	CREATE INDEX IF NOT EXISTS requests_trace ON requests (trace_id, ts) WHERE trace_id <> '';`,
+
+	// 3: the rollups, written with every batch (see rollup.go), the
+	// backfill of the rows written before them, and views over both for
+	// sqlite3.
+	rollupSchema + rollupBackfillAll + rollupViews,
+}
+
+// rollupSchema holds one row per level, bucket start and key. level is the
+// bucket's width in seconds (60, 3600, 86400); ts is its start in Unix
+// seconds (UTC); hist is the latency histogram as a JSON object of each
+// bucket's middle value in microseconds → count.
+const rollupSchema = `
+	CREATE TABLE IF NOT EXISTS rollups (
+		level       INTEGER NOT NULL,
+		ts          INTEGER NOT NULL,
+		service     TEXT    NOT NULL,
+		method      TEXT    NOT NULL,
+		route       TEXT    NOT NULL,
+		status      INTEGER NOT NULL,
+		count       INTEGER NOT NULL,
+		failed      INTEGER NOT NULL,
+		bytes_in    INTEGER NOT NULL,
+		bytes_out   INTEGER NOT NULL,
+		duration_us INTEGER NOT NULL,
+		max_us      INTEGER NOT NULL,
+		hist        TEXT    NOT NULL,
+		PRIMARY KEY (level, ts, service, method, route, status)
+	) WITHOUT ROWID;
+	CREATE INDEX IF NOT EXISTS rollups_service ON rollups (level, service, ts);
+	CREATE TABLE IF NOT EXISTS rollup_backfill (
+		id      INTEGER PRIMARY KEY CHECK (id = 1),
+		next_id INTEGER NOT NULL,
+		end_id  INTEGER NOT NULL,
+		since   INTEGER NOT NULL
+	);`
+
+// rollupBackfillAll schedules every row of the file for the backfill.
+const rollupBackfillAll = `
+	INSERT OR REPLACE INTO rollup_backfill (id, next_id, end_id, since)
+		SELECT 1, coalesce(min(id), 1), coalesce(max(id), 0), 0 FROM requests;`
+
+// rollupViews are for sqlite3 users; the package's queries do not use them.
+var rollupViews = `
+	CREATE VIEW IF NOT EXISTS rollup_rows AS
+		SELECT CASE level WHEN 60 THEN 'minute' WHEN 3600 THEN 'hour' ELSE 'day' END AS level,
+			datetime(ts, 'unixepoch') AS time, service, method, route, status, count, failed,
+			bytes_in, bytes_out, round(duration_us / 1000.0 / count, 3) AS mean_ms,
+			round(max_us / 1000.0, 3) AS max_ms, ts, hist
+		FROM rollups;
+	CREATE VIEW IF NOT EXISTS latency_buckets AS
+		SELECT r.level, r.ts, r.service, r.method, r.route, r.status,
+			CAST(j.key AS INTEGER) AS us, j.value AS n
+		FROM rollups r, json_each(r.hist) j;` +
+	serviceWindowView("traffic_last_hour", 60, 3600) +
+	serviceWindowView("traffic_last_day", 3600, 86400)
+
+// serviceWindowView returns a view of each service's hits, 4xx and 5xx
+// percentages and p50/p95/p99 in milliseconds over the rollups of level
+// whose bucket starts at or after now - window, rounded down to the level.
+func serviceWindowView(name string, level, window int) string {
+	l, w := strconv.Itoa(level), strconv.Itoa(window)
+	pct := func(p string) string {
+		return `(SELECT round(min(us) / 1000.0, 3) FROM q WHERE q.service = c.service AND q.cum * 100 >= q.total * ` + p + `)`
+	}
+	return `
+	CREATE VIEW IF NOT EXISTS ` + name + ` AS
+		WITH r AS (SELECT * FROM rollups WHERE level = ` + l + ` AND ts >= (unixepoch('now') - ` + w + `) / ` + l + ` * ` + l + `),
+		c AS (SELECT service, sum(count) AS hits,
+			sum(CASE WHEN status BETWEEN 400 AND 499 THEN count ELSE 0 END) AS c4,
+			sum(CASE WHEN status >= 500 THEN count ELSE 0 END) AS c5
+			FROM r GROUP BY service),
+		b AS (SELECT r.service, CAST(j.key AS INTEGER) AS us, sum(j.value) AS n
+			FROM r, json_each(r.hist) j WHERE r.status <> 101 GROUP BY 1, 2),
+		q AS (SELECT service, us, sum(n) OVER (PARTITION BY service ORDER BY us) AS cum,
+			sum(n) OVER (PARTITION BY service) AS total FROM b)
+		SELECT service, hits, round(100.0 * c4 / hits, 2) AS pct_4xx, round(100.0 * c5 / hits, 2) AS pct_5xx,
+			` + pct("50") + ` AS p50_ms, ` + pct("95") + ` AS p95_ms, ` + pct("99") + ` AS p99_ms
+		FROM c ORDER BY service;`
 }

@@ -64,6 +64,10 @@ type Store struct {
 	cancel    context.CancelFunc
 	writerEnd chan struct{}
 	maintEnd  chan struct{}
+
+	backfillWake chan struct{}
+	backfillEnd  chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -97,6 +101,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 		closing:   make(chan struct{}),
 		writerEnd: make(chan struct{}),
 		maintEnd:  make(chan struct{}),
+
+		backfillWake: make(chan struct{}, 1),
+		backfillEnd:  make(chan struct{}),
 	}
 	s.q.limit = o.queueSize
 	s.q.onFull = s.signal
@@ -118,6 +125,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s.giveUp, s.cancel = context.WithCancel(context.Background())
 	go s.runWriter()
 	go s.runMaintenance()
+	go s.runBackfill()
 	return s, nil
 }
 
@@ -205,6 +213,7 @@ func (s *Store) Shutdown(ctx context.Context) error {
 		})
 		<-s.writerEnd
 		<-s.maintEnd
+		<-s.backfillEnd
 		if !stop() {
 			<-stopped // before bc is closed
 		}

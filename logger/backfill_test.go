@@ -1,0 +1,37 @@
+package logger
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// One backfill step rolls up at most the rows it is given, and says where
+// the next one starts: no transaction grows with the file.
+func TestBackfillStep_IsBounded(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "f.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	_, err = s.wdb.ExecContext(ctx, `WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < 2500)
+		INSERT INTO requests (`+columns+`) SELECT unixepoch() * 1000000, 'raw', 'GET', '/', '/', 200, n, 0, 0, '', '', '', '', '' FROM i`)
+	require.NoError(t, err)
+	_, err = s.wdb.ExecContext(ctx, rollupBackfillAll)
+	require.NoError(t, err)
+
+	for i, want := range []int64{1000, 1000, 500} {
+		done, rows, err := s.backfillStep(ctx, 1000)
+		require.NoError(t, err)
+		assert.Equal(t, want, rows, "step %d", i)
+		assert.Equal(t, i == 2, done, "step %d", i)
+	}
+	var n int64
+	require.NoError(t, s.wdb.QueryRowContext(ctx, `SELECT sum(count) FROM rollups WHERE level = 60`).Scan(&n))
+	assert.Equal(t, int64(2500), n)
+	left, _, err := s.reader.Backfilling(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, left)
+}

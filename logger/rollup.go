@@ -1,0 +1,219 @@
+package logger
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Rollup levels: the width of a rollup bucket, in seconds.
+const (
+	levelMinute = 60
+	levelHour   = 3600
+	levelDay    = 86400
+)
+
+var levels = [...]int64{levelMinute, levelHour, levelDay}
+
+// Retention of the rollup levels. Day rows are kept for the Store's rollup
+// retention (DefaultRollupRetention); minute and hour rows for at most
+// these, as only the edges of a long window and the fine charts need them.
+const (
+	// MinuteRollupRetention is how long per-minute rollups are kept.
+	MinuteRollupRetention = 8 * 24 * time.Hour
+	// HourRollupRetention is how long per-hour rollups are kept.
+	HourRollupRetention = 35 * 24 * time.Hour
+)
+
+// ErrRollupsDamaged is returned by the rollup queries for a rollup row that
+// does not add up (a histogram that is not valid, or whose total is not the
+// row's count). The rows are never used as they are: rebuild them from the
+// raw rows with Store.RebuildRollups or `flotilla rollups rebuild`.
+var ErrRollupsDamaged = errors.New("rollups are damaged")
+
+// rollupKey names one rollup row.
+type rollupKey struct {
+	level, ts              int64
+	service, method, route string
+	status                 int
+}
+
+// rollupVal is what a rollup row adds up.
+type rollupVal struct {
+	count, failed, bytesIn, bytesOut, durUS, maxUS int64
+	hist                                           hist
+}
+
+func (v *rollupVal) merge(o *rollupVal) {
+	v.count += o.count
+	v.failed += o.failed
+	v.bytesIn += o.bytesIn
+	v.bytesOut += o.bytesOut
+	v.durUS += o.durUS
+	v.maxUS = max(v.maxUS, o.maxUS)
+	v.hist.merge(o.hist)
+}
+
+// check reports whether the row adds up: its histogram counts each of its
+// requests once.
+func (v *rollupVal) check() error {
+	if n := v.hist.total(); n != v.count {
+		return fmt.Errorf("%w: histogram holds %d requests, count says %d", ErrRollupsDamaged, n, v.count)
+	}
+	return nil
+}
+
+// rollupAgg sums a batch of rows per minute and key in memory, so that the
+// batch costs a few upserts per key instead of work per row.
+type rollupAgg struct {
+	minutes map[rollupKey]*rollupVal
+}
+
+// knownMethods are kept in the rollup keys as they are; any other method is
+// "_OTHER", so that no client can grow the keys' number.
+var knownMethods = map[string]string{}
+
+func init() {
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"} {
+		knownMethods[m] = m
+	}
+}
+
+func rollupMethod(m string) string {
+	if k, ok := knownMethods[m]; ok {
+		return k
+	}
+	return "_OTHER"
+}
+
+// add counts one row that started at tsUS (Unix microseconds). Its minute is
+// the one it was logged in, but never later than nowSec: a clock stepped
+// back after a row was timed puts the row in the current minute, never in a
+// minute still to come.
+func (a *rollupAgg) add(tsUS int64, service, method, route string, status int, durUS, bytesIn, bytesOut int64, failed bool, nowSec int64) {
+	if a.minutes == nil {
+		a.minutes = make(map[rollupKey]*rollupVal)
+	}
+	sec := tsUS / 1_000_000
+	if tsUS < 0 && tsUS%1_000_000 != 0 {
+		sec--
+	}
+	sec = min(sec, nowSec)
+	k := rollupKey{level: levelMinute, ts: floorTo(sec, levelMinute), service: service,
+		method: rollupMethod(method), route: route, status: status}
+	v := a.minutes[k]
+	if v == nil {
+		v = &rollupVal{}
+		a.minutes[k] = v
+	}
+	durUS = max(durUS, 0)
+	v.count++
+	if failed {
+		v.failed++
+	}
+	v.bytesIn += max(bytesIn, 0)
+	v.bytesOut += max(bytesOut, 0)
+	v.durUS += durUS
+	v.maxUS = max(v.maxUS, durUS)
+	v.hist.add(histBucket(durUS), 1)
+}
+
+// addRecords counts a batch of normalized records.
+func (a *rollupAgg) addRecords(recs []Record, now time.Time) {
+	nowSec := now.Unix()
+	for i := range recs {
+		r := &recs[i]
+		a.add(r.Time.UnixMicro(), r.Service, r.Method, r.Route, r.Status, r.Duration.Microseconds(),
+			r.BytesIn, r.BytesOut, r.Error != "", nowSec)
+	}
+}
+
+// rows returns the batch's sums at every level: each minute's, and the
+// hour's and day's they add to.
+func (a *rollupAgg) rows() map[rollupKey]*rollupVal {
+	out := make(map[rollupKey]*rollupVal, len(a.minutes)*3)
+	for k, v := range a.minutes {
+		out[k] = v
+		for _, l := range levels[1:] {
+			c := k
+			c.level, c.ts = l, floorTo(k.ts, l)
+			if acc := out[c]; acc != nil {
+				acc.merge(v)
+			} else {
+				cp := *v
+				cp.hist = append(hist(nil), v.hist...)
+				out[c] = &cp
+			}
+		}
+	}
+	return out
+}
+
+func (a *rollupAgg) reset() { clear(a.minutes) }
+
+// rollupTx reads and writes rollup rows inside a write transaction.
+type rollupTx interface {
+	// load fills v with the stored row of k, reporting whether there is
+	// one. A row that cannot be read is ErrRollupsDamaged.
+	load(k *rollupKey, v *rollupVal) (bool, error)
+	// save stores v as the row of k.
+	save(k *rollupKey, v *rollupVal) error
+}
+
+// applyRollups adds the batch's sums to the stored rows. A stored row that
+// is damaged is left as it is, for the queries to refuse and a rebuild to
+// replace, and counted in the returned number.
+func applyRollups(tx rollupTx, rows map[rollupKey]*rollupVal) (damaged int, err error) {
+	var cur rollupVal
+	for k, v := range rows {
+		cur.count, cur.failed, cur.bytesIn, cur.bytesOut, cur.durUS, cur.maxUS = 0, 0, 0, 0, 0, 0
+		cur.hist = cur.hist[:0]
+		found, err := tx.load(&k, &cur)
+		if errors.Is(err, ErrRollupsDamaged) {
+			damaged++
+			continue
+		}
+		if err != nil {
+			return damaged, err
+		}
+		if found {
+			if cur.check() != nil {
+				damaged++
+				continue
+			}
+			cur.merge(v)
+		} else {
+			cur.count, cur.failed, cur.bytesIn, cur.bytesOut, cur.durUS, cur.maxUS = v.count, v.failed, v.bytesIn, v.bytesOut, v.durUS, v.maxUS
+			cur.hist = append(cur.hist, v.hist...)
+		}
+		if err := tx.save(&k, &cur); err != nil {
+			return damaged, err
+		}
+	}
+	return damaged, nil
+}
+
+// floorTo rounds sec down to a multiple of step.
+func floorTo(sec, step int64) int64 {
+	r := sec % step
+	if r < 0 {
+		r += step
+	}
+	return sec - r
+}
+
+// ceilTo rounds sec up to a multiple of step.
+func ceilTo(sec, step int64) int64 {
+	f := floorTo(sec, step)
+	if f == sec {
+		return sec
+	}
+	return f + step
+}
+
+const (
+	rollupLoadSQL = `SELECT count, failed, bytes_in, bytes_out, duration_us, max_us, hist FROM rollups
+		WHERE level = ? AND ts = ? AND service = ? AND method = ? AND route = ? AND status = ?`
+	rollupSaveSQL = `INSERT OR REPLACE INTO rollups (level, ts, service, method, route, status,
+		count, failed, bytes_in, bytes_out, duration_us, max_us, hist) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)

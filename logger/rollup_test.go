@@ -1,0 +1,361 @@
+package logger_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/logger"
+)
+
+// rollupCounts returns the requests per bucket start, service and status
+// that the rollups of level hold.
+func rollupCounts(t testing.TB, db *sql.DB, level int) map[string]int64 {
+	t.Helper()
+	return groupCounts(t, db, `SELECT ts, service, status, sum(count), sum(failed), sum(bytes_out) FROM rollups WHERE level = ? GROUP BY 1, 2, 3`, level)
+}
+
+// rawCounts returns the same from the raw rows.
+func rawCounts(t testing.TB, db *sql.DB, level int) map[string]int64 {
+	t.Helper()
+	return groupCounts(t, db, `SELECT ts / 1000000 / ? * ?, service, status, count(*), sum(error <> ''), sum(bytes_out) FROM requests GROUP BY 1, 2, 3`, level, level)
+}
+
+func groupCounts(t testing.TB, db *sql.DB, q string, args ...any) map[string]int64 {
+	rows, err := db.Query(q, args...)
+	require.NoError(t, err)
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			ts, n, failed, bytes int64
+			svc                  string
+			status               int
+		)
+		require.NoError(t, rows.Scan(&ts, &svc, &status, &n, &failed, &bytes))
+		out[fmt.Sprintf("%d %s %d", ts, svc, status)] = n*1_000_000_000 + failed*1_000_000 + bytes
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// rollupsMatchRaw requires that every level of the rollups counts exactly
+// the raw rows of each of its buckets.
+func rollupsMatchRaw(t testing.TB, db *sql.DB) {
+	t.Helper()
+	for _, level := range []int{60, 3600, 86400} {
+		require.Equal(t, rawCounts(t, db, level), rollupCounts(t, db, level), "level %d", level)
+	}
+}
+
+// The rollups are written with their batch: the same rows, every level.
+func TestRollups_AddUpToTheRawRows(t *testing.T) {
+	s, path := openStore(t)
+	now := time.Now()
+	for i := range 3000 {
+		r := testRecord(fmt.Sprintf("svc-%d", i%3), i)
+		r.Time = now.Add(-time.Duration(i) * 37 * time.Second) // 31 hours
+		if i%7 == 0 {
+			r.Error = "boom"
+		}
+		s.Log(r)
+	}
+	require.NoError(t, s.Flush(context.Background()))
+	db := rawDB(t, path)
+	rollupsMatchRaw(t, db)
+	var minutes int
+	require.NoError(t, db.QueryRow(`SELECT count(DISTINCT ts) FROM rollups WHERE level = 60`).Scan(&minutes))
+	assert.Greater(t, minutes, 1800, "one row per minute and key, over 31 hours")
+}
+
+// 45 processes write the file at once; their rollups count every row once.
+func TestRollups_FromManyProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleet.db")
+	storm(t, path, "svc", 45, 500)
+	db := rawDB(t, path)
+	require.Equal(t, 45*500, count(t, db, ""))
+	rollupsMatchRaw(t, db)
+}
+
+// A row is rolled up into the minute it was logged in; a time ahead of the
+// writer's clock (a clock stepped back since) goes into the current minute,
+// never into one still to come.
+func TestRollups_ClockStepsNeverReachTheFuture(t *testing.T) {
+	s, path := openStore(t)
+	now := time.Now()
+	s.Log(logger.Record{Time: now.Add(2 * time.Hour), Service: "ahead", Status: 200})
+	s.Log(logger.Record{Time: now.Add(-3 * time.Hour), Service: "behind", Status: 200})
+	require.NoError(t, s.Flush(context.Background()))
+	after := time.Now()
+	db := rawDB(t, path)
+	minute := func(svc string) int64 {
+		var ts int64
+		require.NoError(t, db.QueryRow(`SELECT ts FROM rollups WHERE level = 60 AND service = ?`, svc).Scan(&ts))
+		return ts
+	}
+	assert.LessOrEqual(t, minute("ahead"), after.Unix())
+	assert.GreaterOrEqual(t, minute("ahead"), now.Unix()/60*60)
+	assert.Equal(t, now.Add(-3*time.Hour).Unix()/60*60, minute("behind"))
+}
+
+// A method no standard names is one key, so clients cannot grow the keys.
+func TestRollups_UnknownMethodsShareOneKey(t *testing.T) {
+	s, path := openStore(t)
+	for i := range 50 {
+		s.Log(logger.Record{Service: "a", Method: fmt.Sprintf("FOO%d", i), Status: 405})
+	}
+	s.Log(logger.Record{Service: "a", Method: "GET", Status: 200})
+	require.NoError(t, s.Flush(context.Background()))
+	var methods []string
+	rows, err := rawDB(t, path).Query(`SELECT DISTINCT method FROM rollups WHERE level = 60 ORDER BY 1`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var m string
+		require.NoError(t, rows.Scan(&m))
+		methods = append(methods, m)
+	}
+	assert.Equal(t, []string{"GET", "_OTHER"}, methods)
+}
+
+// Summary from the rollups gives the raw rows' counts, and percentiles
+// within 1.6% of theirs, per service and per route.
+func TestSummary_ByRouteAgainstRawRows(t *testing.T) {
+	s, path := openStore(t)
+	now := time.Now()
+	for i := 1; i <= 400; i++ {
+		route := []string{"/a", "/b/:id"}[i%2]
+		status := []int{200, 200, 200, 404, 500, 200, 429}[i%7]
+		s.Log(logger.Record{Time: now.Add(-time.Duration(i) * time.Second), Service: "svc", Method: "GET", Route: route,
+			Status: status, Duration: time.Duration(i*i) * time.Microsecond, BytesOut: 10})
+	}
+	require.NoError(t, s.Flush(context.Background()))
+	got, err := s.Summary(context.Background(), now.Add(-time.Hour), logger.ByRoute())
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	db := rawDB(t, path)
+	for _, g := range got {
+		var hits, c4, c5 int64
+		require.NoError(t, db.QueryRow(`SELECT count(*), sum(status BETWEEN 400 AND 499), sum(status >= 500) FROM requests WHERE route = ?`, g.Route).
+			Scan(&hits, &c4, &c5))
+		assert.Equal(t, "GET", g.Method)
+		assert.Equal(t, hits, g.Hits, g.Route)
+		assert.Equal(t, c4, g.ClientErrors, g.Route)
+		assert.Equal(t, c5, g.Errors, g.Route)
+		assert.Equal(t, hits*10, g.BytesOut)
+		for _, q := range []struct {
+			p   int
+			got time.Duration
+		}{{50, g.P50}, {95, g.P95}, {99, g.P99}} {
+			var exact int64
+			require.NoError(t, db.QueryRow(`WITH d AS (SELECT duration_us, row_number() OVER (ORDER BY duration_us) AS rn,
+				count(*) OVER () AS n FROM requests WHERE route = ?) SELECT duration_us FROM d WHERE rn = (n * ? + 99) / 100`, g.Route, q.p).Scan(&exact))
+			within(t, time.Duration(exact)*time.Microsecond, q.got, g.Route, q.p)
+		}
+	}
+	one, err := s.Summary(context.Background(), now.Add(-time.Hour), logger.ForServices("nobody"))
+	require.NoError(t, err)
+	assert.Empty(t, one)
+}
+
+// The views give sqlite3 users what Summary gives.
+func TestViews_MatchSummary(t *testing.T) {
+	s, path := openStore(t)
+	now := time.Now()
+	for i := 1; i <= 300; i++ {
+		s.Log(logger.Record{Time: now.Add(-time.Duration(i) * 5 * time.Second), Service: []string{"a", "b"}[i%2],
+			Status: []int{200, 404, 503}[i%3], Duration: time.Duration(i) * 997 * time.Microsecond})
+	}
+	require.NoError(t, s.Flush(context.Background()))
+	sum, err := s.Summary(context.Background(), now.Add(-time.Hour))
+	require.NoError(t, err)
+	for _, view := range []string{"traffic_last_hour", "traffic_last_day"} {
+		rows, err := rawDB(t, path).Query(`SELECT service, hits, pct_4xx, pct_5xx, p50_ms, p95_ms, p99_ms FROM ` + view)
+		require.NoError(t, err)
+		i := 0
+		for rows.Next() {
+			var (
+				svc                   string
+				hits                  int64
+				p4, p5, p50, p95, p99 float64
+			)
+			require.NoError(t, rows.Scan(&svc, &hits, &p4, &p5, &p50, &p95, &p99))
+			require.Less(t, i, len(sum))
+			w := sum[i]
+			assert.Equal(t, w.Service, svc, view)
+			assert.Equal(t, w.Hits, hits, view)
+			assert.InDelta(t, 100*w.ClientErrorRate, p4, 0.01, view)
+			assert.InDelta(t, 100*w.ErrorRate, p5, 0.01, view)
+			assert.InDelta(t, float64(w.P50.Microseconds())/1000, p50, 0.001, view)
+			assert.InDelta(t, float64(w.P95.Microseconds())/1000, p95, 0.001, view)
+			assert.InDelta(t, float64(w.P99.Microseconds())/1000, p99, 0.001, view)
+			i++
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		assert.Equal(t, len(sum), i, view)
+	}
+}
+
+func TestSeries_PerMinuteAndFleet(t *testing.T) {
+	s, _ := openStore(t)
+	now := time.Now()
+	start := now.Add(-10 * time.Minute).Truncate(time.Minute)
+	for m := range 10 {
+		for i := range m + 1 { // m+1 requests in minute m, one a 500 from minute 5 on
+			st := 200
+			if m >= 5 && i == 0 {
+				st = 500
+			}
+			s.Log(logger.Record{Time: start.Add(time.Duration(m)*time.Minute + time.Duration(i)*time.Second), Service: "svc",
+				Status: st, Duration: time.Duration(m+1) * time.Millisecond})
+		}
+	}
+	s.Log(logger.Record{Time: start, Service: "other", Status: 404})
+	require.NoError(t, s.Flush(context.Background()))
+	r, err := logger.OpenReader(s.Path())
+	require.NoError(t, err)
+	defer r.Close()
+
+	series, err := r.Series(context.Background(), start, time.Minute, logger.ForServices("svc"))
+	require.NoError(t, err)
+	require.Len(t, series, 1)
+	sv := series[0]
+	assert.Equal(t, start.Unix(), sv.Start.Unix())
+	require.GreaterOrEqual(t, len(sv.Points), 10)
+	for m := range 10 {
+		p := sv.Points[m]
+		assert.Equal(t, int64(m+1), p.Hits, "minute %d", m)
+		assert.Equal(t, int64(map[bool]int{true: 1}[m >= 5]), p.Errors, "minute %d", m)
+		within(t, time.Duration(m+1)*time.Millisecond, p.P95)
+	}
+
+	fleet, err := r.Series(context.Background(), start, time.Hour, logger.FleetTotal())
+	require.NoError(t, err)
+	require.Len(t, fleet, 1)
+	var hits, c4 int64
+	for _, p := range fleet[0].Points {
+		hits += p.Hits
+		c4 += p.ClientErrors
+	}
+	assert.Equal(t, int64(56), hits)
+	assert.Equal(t, int64(1), c4)
+
+	_, err = r.Series(context.Background(), start, 90*time.Second)
+	assert.ErrorContains(t, err, "whole number of minutes")
+}
+
+// Minute rollups go after MinuteRollupRetention, day rollups stay.
+func TestPruneRollups_KeepsTheDaysLonger(t *testing.T) {
+	s, path := openStore(t)
+	old := time.Now().Add(-20 * 24 * time.Hour)
+	s.Log(logger.Record{Time: old, Service: "svc", Status: 200})
+	s.Log(logger.Record{Service: "svc", Status: 200})
+	require.NoError(t, s.Flush(context.Background()))
+	n, err := s.PruneRollups(context.Background(), time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n, "the old minute")
+	db := rawDB(t, path)
+	levels := groupCounts(t, db, `SELECT level, '', 0, count(*), 0, 0 FROM rollups GROUP BY level`)
+	assert.Equal(t, map[string]int64{"60  0": 1e9, "3600  0": 2e9, "86400  0": 2e9}, levels)
+}
+
+// schemaV2 is the file layout before the rollups.
+const schemaV2 = `CREATE TABLE requests (
+	id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, service TEXT NOT NULL, method TEXT NOT NULL,
+	path TEXT NOT NULL, route TEXT NOT NULL, status INTEGER NOT NULL, duration_us INTEGER NOT NULL,
+	bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL, ip TEXT NOT NULL, user_agent TEXT NOT NULL,
+	request_id TEXT NOT NULL, trace_id TEXT NOT NULL, error TEXT NOT NULL);
+CREATE INDEX requests_ts_cover ON requests (ts, service, status, duration_us);
+CREATE INDEX requests_trace ON requests (trace_id, ts) WHERE trace_id <> '';
+PRAGMA user_version = 2;
+PRAGMA journal_mode = WAL;`
+
+// oldFile writes a file as the version before the rollups did, with n rows
+// over the last two days.
+func oldFile(t *testing.T, n int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db := rawDB(t, path)
+	_, err := db.Exec(schemaV2)
+	require.NoError(t, err)
+	_, err = db.Exec(`WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < ?)
+		INSERT INTO requests (ts, service, method, path, route, status, duration_us, bytes_in, bytes_out, ip, user_agent, request_id, trace_id, error)
+		SELECT (unixepoch() - n * 5) * 1000000, 'old-' || (n % 4), 'GET', '/x', '/x', CASE WHEN n % 10 = 0 THEN 500 ELSE 200 END,
+			n % 5000, 0, n % 100, '', '', '', '', CASE WHEN n % 13 = 0 THEN 'e' ELSE '' END FROM i`, n)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	return path
+}
+
+// A file from the version before opens, migrates at once while a fleet
+// opens it, and its history is rolled up in the background, each row once.
+func TestRollups_BackfillTheHistoryOfAnOldFile(t *testing.T) {
+	path := oldFile(t, 30_000)
+	storm(t, path, "new", 8, 300) // 8 processes migrate and write at once
+	db := rawDB(t, path)
+	var version int
+	require.NoError(t, db.QueryRow(`PRAGMA user_version`).Scan(&version))
+	require.Equal(t, logger.SchemaVersion, version)
+
+	s, err := logger.Open(path)
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Backfill(context.Background()) // whatever the fleet left
+	require.NoError(t, err)
+	r, err := logger.OpenReader(path)
+	require.NoError(t, err)
+	defer r.Close()
+	left, _, err := r.Backfilling(context.Background())
+	require.NoError(t, err)
+	assert.Zero(t, left)
+	rollupsMatchRaw(t, db)
+}
+
+// Damaged rollups are refused with the way out, and rebuilt from the raw
+// rows; rollups dropped by hand come back at the next open.
+func TestRollups_DamagedAreRefusedAndRebuilt(t *testing.T) {
+	s, path := openStore(t)
+	for i := range 500 {
+		s.Log(testRecord("svc", i))
+	}
+	require.NoError(t, s.Flush(context.Background()))
+	db := rawDB(t, path)
+	_, err := db.Exec(`UPDATE rollups SET count = count + 1`)
+	require.NoError(t, err)
+	_, err = s.Summary(context.Background(), time.Now().Add(-24*time.Hour))
+	require.ErrorIs(t, err, logger.ErrRollupsDamaged)
+	assert.ErrorContains(t, err, "flotilla rollups rebuild")
+	_, err = db.Exec(`UPDATE rollups SET count = count - 1, hist = '{"5":'`)
+	require.NoError(t, err)
+	_, err = s.Summary(context.Background(), time.Now().Add(-5*time.Minute))
+	require.ErrorIs(t, err, logger.ErrRollupsDamaged)
+
+	s.Log(testRecord("svc", 500)) // a batch over damaged rows leaves them to the rebuild
+	require.NoError(t, s.Flush(context.Background()))
+
+	require.NoError(t, s.RebuildRollups(context.Background()))
+	_, err = s.Backfill(context.Background())
+	require.NoError(t, err)
+	rollupsMatchRaw(t, db)
+	sum, err := s.Summary(context.Background(), time.Now().Add(-24*time.Hour))
+	require.NoError(t, err)
+	require.Len(t, sum, 1)
+	assert.Equal(t, int64(501), sum[0].Hits)
+
+	require.NoError(t, s.Close())
+	_, err = db.Exec(`DROP TABLE rollups`)
+	require.NoError(t, err)
+	s2, err := logger.Open(path)
+	require.NoError(t, err)
+	defer s2.Close()
+	_, err = s2.Backfill(context.Background())
+	require.NoError(t, err)
+	rollupsMatchRaw(t, db)
+}

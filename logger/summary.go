@@ -1,0 +1,332 @@
+package logger
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ServiceSummary is the traffic of one service (or, with ByRoute, one route
+// of it) over a period.
+type ServiceSummary struct {
+	// Service is the service's name.
+	Service string
+	// Method and Route are the route's method and template with ByRoute,
+	// empty otherwise. Methods other than the standard ones are "_OTHER",
+	// and a request that matched no route has Route "".
+	Method, Route string
+	// Hits is the number of requests.
+	Hits int64
+	// Errors is the number of requests answered with a 5xx status.
+	Errors int64
+	// ErrorRate is Errors / Hits, between 0 and 1.
+	ErrorRate float64
+	// ClientErrors is the number of requests answered with a 4xx status,
+	// 499 (the client went away) included.
+	ClientErrors int64
+	// ClientErrorRate is ClientErrors / Hits, between 0 and 1.
+	ClientErrorRate float64
+	// Failed is the number of requests whose handler returned an error,
+	// whatever status was sent: an error answered with a 200 counts here.
+	Failed int64
+	// Statuses counts the requests of each status code.
+	Statuses map[int]int64
+	// Streams is how many of the hits were upgraded connections (status
+	// 101, WebSockets say), whose duration is a whole session.
+	Streams int64
+	// BytesIn and BytesOut add up the request and response bodies.
+	BytesIn, BytesOut int64
+	// P50, P95 and P99 are latency percentiles (nearest rank) of the other
+	// hits, within 1.6% of the exact ones; zero when there are none.
+	P50, P95, P99 time.Duration
+	// Max is the slowest of those hits.
+	Max time.Duration
+}
+
+// A SummaryOption changes what Summary and Series select.
+type SummaryOption func(*summaryOptions)
+
+type summaryOptions struct {
+	byRoute  bool
+	services []string
+	total    bool
+}
+
+// ByRoute makes Summary return one row per service, method and route
+// instead of one per service.
+func ByRoute() SummaryOption { return func(o *summaryOptions) { o.byRoute = true } }
+
+// ForServices keeps only the named services (default: all).
+func ForServices(names ...string) SummaryOption {
+	return func(o *summaryOptions) { o.services = append(o.services, names...) }
+}
+
+// FleetTotal makes Series return one series for the whole fleet, with
+// Service "", instead of one per service.
+func FleetTotal() SummaryOption { return func(o *summaryOptions) { o.total = true } }
+
+// Summary is Reader.Summary on the Store's read-only connections.
+func (s *Store) Summary(ctx context.Context, since time.Time, opts ...SummaryOption) ([]ServiceSummary, error) {
+	return s.reader.Summary(ctx, since, opts...)
+}
+
+// Summary returns, for every service with requests since since, its hits,
+// 4xx and 5xx rates, failed handlers, statuses, upgraded connections, bytes
+// and latency percentiles, ordered by service (and route). It reads the
+// rollups, not the raw rows, so its cost grows with the number of services,
+// routes and days in the window, not with the traffic: the minutes from
+// since to the next hour, the hours from there to the next day, and the
+// days after.
+//
+// The window starts at the beginning of the minute that holds since. Past
+// MinuteRollupRetention it starts at the beginning of since's hour, and
+// past HourRollupRetention at the beginning of its day (UTC).
+func (r *Reader) Summary(ctx context.Context, since time.Time, opts ...SummaryOption) ([]ServiceSummary, error) {
+	var o summaryOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	a := windowStart(since, time.Now())
+	h, d := ceilTo(a, levelHour), ceilTo(a, levelDay)
+	filter, args := serviceFilter(o.services)
+	q := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts FROM rollups WHERE `
+	stmt := q + `level = 60 AND ts >= ? AND ts < ?` + filter +
+		` UNION ALL ` + q + `level = 3600 AND ts >= ? AND ts < ?` + filter +
+		` UNION ALL ` + q + `level = 86400 AND ts >= ?` + filter
+	all := []any{a, h}
+	all = append(append(all, args...), h, d)
+	all = append(append(all, args...), d)
+	all = append(all, args...)
+	type acc struct {
+		ServiceSummary
+		h hist
+	}
+	by := map[[3]string]*acc{}
+	err := r.rollupRows(ctx, stmt, all, func(row *rollupRow) {
+		k := [3]string{row.service}
+		if o.byRoute {
+			k[1], k[2] = row.method, row.route
+		}
+		s := by[k]
+		if s == nil {
+			s = &acc{ServiceSummary: ServiceSummary{Service: k[0], Method: k[1], Route: k[2], Statuses: map[int]int64{}}}
+			by[k] = s
+		}
+		s.Hits += row.count
+		s.Failed += row.failed
+		s.BytesIn += row.bytesIn
+		s.BytesOut += row.bytesOut
+		s.Statuses[row.status] += row.count
+		switch {
+		case row.status == http.StatusSwitchingProtocols:
+			s.Streams += row.count
+			return
+		case row.status >= 500:
+			s.Errors += row.count
+		case row.status >= 400:
+			s.ClientErrors += row.count
+		}
+		s.Max = max(s.Max, time.Duration(row.maxUS)*time.Microsecond)
+		s.h.merge(row.hist)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logger: summary: %w", err)
+	}
+	out := make([]ServiceSummary, 0, len(by))
+	for _, s := range by {
+		s.ErrorRate = float64(s.Errors) / float64(s.Hits)
+		s.ClientErrorRate = float64(s.ClientErrors) / float64(s.Hits)
+		s.P50, s.P95, s.P99 = s.h.quantile(0.50), s.h.quantile(0.95), s.h.quantile(0.99)
+		out = append(out, s.ServiceSummary)
+	}
+	slices.SortFunc(out, func(a, b ServiceSummary) int {
+		return cmp.Or(strings.Compare(a.Service, b.Service), strings.Compare(a.Route, b.Route), strings.Compare(a.Method, b.Method))
+	})
+	return out, nil
+}
+
+// Series is one service's traffic in each step of a window, for charts:
+// Points[i] covers [Start+i*Step, Start+(i+1)*Step).
+type Series struct {
+	// Service is the service's name, "" for FleetTotal.
+	Service string
+	Start   time.Time
+	Step    time.Duration
+	Points  []Point
+}
+
+// Point is the traffic of one step of a Series.
+type Point struct {
+	// Hits, ClientErrors (4xx), Errors (5xx) and Failed (the handler
+	// returned an error) count requests.
+	Hits, ClientErrors, Errors, Failed int64
+	// P50, P95 and P99 are latency percentiles of the step's requests,
+	// upgraded connections left out; zero when there are none.
+	P50, P95, P99 time.Duration
+}
+
+// Series returns, for every service with requests since since (or the
+// whole fleet, with FleetTotal), its traffic per step up to now. step is a
+// whole number of minutes; a multiple of a day reads the day rollups, of an
+// hour the hour rollups, any other the minute ones. Start is since rounded
+// down to a multiple of step (UTC). Past the retention of the level the
+// step reads, the points are zero.
+func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration, opts ...SummaryOption) ([]Series, error) {
+	var o summaryOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if step < time.Minute || step%time.Minute != 0 {
+		return nil, fmt.Errorf("logger: series: step %v must be a whole number of minutes", step)
+	}
+	st := int64(step / time.Second)
+	level := int64(levelMinute)
+	for _, l := range []int64{levelDay, levelHour} {
+		if st%l == 0 {
+			level = l
+			break
+		}
+	}
+	start := floorTo(since.Unix(), st)
+	now := time.Now().Unix()
+	if start > now {
+		start = floorTo(now, st)
+	}
+	n := int((now-start)/st) + 1
+	filter, args := serviceFilter(o.services)
+	stmt := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts
+		FROM rollups WHERE level = ? AND ts >= ?` + filter
+	type acc struct {
+		s     Series
+		hists []hist
+	}
+	by := map[string]*acc{}
+	err := r.rollupRows(ctx, stmt, append([]any{level, start}, args...), func(row *rollupRow) {
+		name := row.service
+		if o.total {
+			name = ""
+		}
+		a := by[name]
+		if a == nil {
+			a = &acc{s: Series{Service: name, Start: time.Unix(start, 0), Step: step, Points: make([]Point, n)}, hists: make([]hist, n)}
+			by[name] = a
+		}
+		i := int((row.ts - start) / st)
+		if i < 0 || i >= n {
+			return
+		}
+		p := &a.s.Points[i]
+		p.Hits += row.count
+		p.Failed += row.failed
+		switch {
+		case row.status == http.StatusSwitchingProtocols:
+			return
+		case row.status >= 500:
+			p.Errors += row.count
+		case row.status >= 400:
+			p.ClientErrors += row.count
+		}
+		a.hists[i].merge(row.hist)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("logger: series: %w", err)
+	}
+	out := make([]Series, 0, len(by))
+	for _, a := range by {
+		for i, h := range a.hists {
+			p := &a.s.Points[i]
+			p.P50, p.P95, p.P99 = h.quantile(0.50), h.quantile(0.95), h.quantile(0.99)
+		}
+		out = append(out, a.s)
+	}
+	slices.SortFunc(out, func(a, b Series) int { return strings.Compare(a.Service, b.Service) })
+	return out, nil
+}
+
+// windowStart returns the start, in Unix seconds, of the rollup window that
+// holds since: its minute, or its hour or day past the retention of the
+// finer levels.
+func windowStart(since, now time.Time) int64 {
+	a := floorTo(since.Unix(), levelMinute)
+	if since.Before(now.Add(-MinuteRollupRetention)) {
+		a = floorTo(a, levelHour)
+	}
+	if since.Before(now.Add(-HourRollupRetention)) {
+		a = floorTo(a, levelDay)
+	}
+	return a
+}
+
+func serviceFilter(services []string) (string, []any) {
+	if len(services) == 0 {
+		return "", nil
+	}
+	return " AND service IN (?" + strings.Repeat(",?", len(services)-1) + ")", anys(services)
+}
+
+// rollupRow is one row of the rollups table, as the queries read it.
+type rollupRow struct {
+	service, method, route string
+	status                 int
+	level, ts              int64
+	rollupVal
+}
+
+// rollupRows runs stmt and calls fn with each row, checked: a row whose
+// histogram cannot be read or does not add up to its count is
+// ErrRollupsDamaged, and stops the query.
+func (r *Reader) rollupRows(ctx context.Context, stmt string, args []any, fn func(*rollupRow)) error {
+	rows, err := r.db.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return r.explainRollups(ctx, err)
+	}
+	defer rows.Close()
+	var (
+		row rollupRow
+		raw sql.RawBytes
+	)
+	for rows.Next() {
+		if err := rows.Scan(&row.service, &row.method, &row.route, &row.status, &row.count, &row.failed,
+			&row.bytesIn, &row.bytesOut, &row.maxUS, &raw, &row.level, &row.ts); err != nil {
+			return err
+		}
+		if row.hist, err = parseHist(row.hist, raw); err != nil {
+			err = fmt.Errorf("%w: %w", ErrRollupsDamaged, err)
+		} else {
+			err = row.check()
+		}
+		if err != nil {
+			return fmt.Errorf("%s rollup of %s at %s (%s %q, status %d): %w: rebuild them with `flotilla rollups rebuild` (Store.RebuildRollups)",
+				levelName(row.level), row.service, time.Unix(row.ts, 0).UTC().Format(time.DateTime), row.method, row.route, row.status, err)
+		}
+		fn(&row)
+	}
+	return rows.Err()
+}
+
+// explainRollups says what to do when the rollups cannot be read because
+// the file predates them.
+func (r *Reader) explainRollups(ctx context.Context, err error) error {
+	var n int
+	if r.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'rollups'`).Scan(&n) == nil && n == 0 {
+		return fmt.Errorf("%s has no rollups yet (an older version wrote it): start any service of this version on it once, which migrates it: %w", r.path, err)
+	}
+	return err
+}
+
+func levelName(l int64) string {
+	switch l {
+	case levelMinute:
+		return "minute"
+	case levelHour:
+		return "hour"
+	case levelDay:
+		return "day"
+	}
+	return fmt.Sprintf("level-%d", l)
+}
