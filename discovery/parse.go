@@ -23,7 +23,7 @@ import (
 // The keys a port map may hold, in the order the docs list them.
 var (
 	serviceKeys = []string{"name", "port", "host", "socket", "srv", "public", "health", "tags", "hosts", "paths", "rate", "burst", "body_limit", "buffering",
-		"exec", "env", "user", "memory_max", "cpu_weight", "tasks_max", "restart"}
+		"exec", "env", "user", "memory_max", "cpu_weight", "tasks_max", "restart", "slo"}
 	defaultsKeys = []string{"db", "host", "socket_dir", "base_port"}
 	nginxKeys    = []string{"listen", "server_name", "tls_cert", "tls_key", "root"}
 	topKeys      = []string{"defaults", "service", "nginx"}
@@ -170,6 +170,7 @@ func readServices(probs, warns *problems, tables []*table, d Defaults, dir strin
 		svc := Service{Name: name, Public: f.bool("public"), Health: f.str("health"), Tags: f.strs("tags"), Line: t.line}
 		readFrontDoor(probs, t, f, &svc)
 		readSupervision(probs, t, f, &svc, dir)
+		readSLO(probs, t, &svc)
 		if _, set := t.values["health"]; set && svc.Health == "" && svc.Public {
 			warns.add(t.keyLine("health"), "public service %q has no health path: nginx and monitors cannot tell whether it is up; remove health = \"\" to use %s", name, DefaultHealthPath)
 		}

@@ -268,3 +268,71 @@ env = { "1BAD" = "x" }
 		`9: service "a": env "1BAD" is not a variable name: letters, digits and _, not starting with a digit`,
 	}, got)
 }
+
+// An slo reads as fractions and durations, with the documented defaults.
+func TestLoad_SLO(t *testing.T) {
+	reg, err := discovery.Load(writeFile(t, `[[service]]
+name = "a"
+port = 4001
+slo = { availability = "99.9%", latency = "300ms", latency_target = "99.5%", window = "4w" }
+
+[[service]]
+name = "b"
+port = 4002
+slo = { latency = "1s", errors = ["5xx", "429"] }
+
+[[service]]
+name = "c"
+port = 4003
+[service.slo]
+availability = "99%"
+`))
+	require.NoError(t, err)
+	a, _ := reg.Service("a")
+	require.NotNil(t, a.SLO)
+	assert.Equal(t, discovery.SLO{Availability: 0.999, Latency: 300 * time.Millisecond, LatencyTarget: 0.995, Window: 28 * 24 * time.Hour}, *a.SLO)
+	b, _ := reg.Service("b")
+	assert.Equal(t, discovery.SLO{Latency: time.Second, LatencyTarget: 0.99, Window: 30 * 24 * time.Hour, Errors: [][2]int{{500, 599}, {429, 429}}}, *b.SLO)
+	c, _ := reg.Service("c")
+	require.NotNil(t, c.SLO)
+	assert.Equal(t, 0.99, c.SLO.Availability)
+}
+
+// Impossible objectives are errors at their line.
+func TestLoad_SLOProblems(t *testing.T) {
+	got := problems(t, `[[service]]
+name = "a"
+port = 4001
+slo = { availability = "100%" }
+[[service]]
+name = "b"
+port = 4002
+slo = { availability = "0%", latency = "-5ms" }
+[[service]]
+name = "c"
+port = 4003
+slo = { availabilty = "99%" }
+[[service]]
+name = "d"
+port = 4004
+slo = { latency_target = "99%", window = "1d", errors = ["oops"] }
+[[service]]
+name = "e"
+port = 4005
+slo = "99.9%"
+[[service]]
+name = "f"
+port = 4006
+slo = { window = "2h", latency = "1s" }
+`)
+	assert.Equal(t, []string{
+		`4: service "a": slo availability "100%": give a percentage above 0% and below 100%, such as "99.9%" (100% leaves no error budget)`,
+		`8: service "b": slo availability "0%": give a percentage above 0% and below 100%, such as "99.9%" (100% leaves no error budget)`,
+		`8: service "b": slo latency "-5ms": give a positive duration, such as "300ms"`,
+		`12: unknown key "slo.availabilty": did you mean "availability"?`,
+		`16: service "d": slo latency_target without latency: add latency = "300ms"`,
+		`16: service "d": slo errors entry "oops": give a status such as "429" or a class such as "5xx"`,
+		`20: service "e": slo must be a table, such as slo = { availability = "99.9%", latency = "300ms" }, not a string ("99.9%")`,
+		`24: service "f": slo window "2h": give at least 6h (the slow-burn alert's window) and at most 400d (the rollups' retention)`,
+	}, got)
+}

@@ -76,6 +76,9 @@ type Service struct {
 	TasksMax int
 	// Restart is "on-failure" (the template's) or "always".
 	Restart string
+
+	// SLO is its objectives (the slo key), nil when it has none.
+	SLO *SLO
 }
 
 // nginxPaths are the path prefixes nginx routes to s: its paths, else the
