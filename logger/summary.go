@@ -91,17 +91,7 @@ func (r *Reader) Summary(ctx context.Context, since time.Time, opts ...SummaryOp
 	for _, opt := range opts {
 		opt(&o)
 	}
-	a := windowStart(since, time.Now())
-	h, d := ceilTo(a, levelHour), ceilTo(a, levelDay)
-	filter, args := serviceFilter(o.services)
-	q := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts FROM rollups WHERE `
-	stmt := q + `level = 60 AND ts >= ? AND ts < ?` + filter +
-		` UNION ALL ` + q + `level = 3600 AND ts >= ? AND ts < ?` + filter +
-		` UNION ALL ` + q + `level = 86400 AND ts >= ?` + filter
-	all := []any{a, h}
-	all = append(append(all, args...), h, d)
-	all = append(append(all, args...), d)
-	all = append(all, args...)
+	stmt, all := windowQuery(since, time.Now(), o.services)
 	type acc struct {
 		ServiceSummary
 		h hist
@@ -246,6 +236,23 @@ func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration
 	}
 	slices.SortFunc(out, func(a, b Series) int { return strings.Compare(a.Service, b.Service) })
 	return out, nil
+}
+
+// windowQuery returns the query of the rollup rows that make up the window
+// from since to now: the minutes up to the next hour, the hours up to the
+// next day, the days after.
+func windowQuery(since, now time.Time, services []string) (string, []any) {
+	a := windowStart(since, now)
+	h, d := ceilTo(a, levelHour), ceilTo(a, levelDay)
+	filter, args := serviceFilter(services)
+	q := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts FROM rollups WHERE `
+	stmt := q + `level = 60 AND ts >= ? AND ts < ?` + filter +
+		` UNION ALL ` + q + `level = 3600 AND ts >= ? AND ts < ?` + filter +
+		` UNION ALL ` + q + `level = 86400 AND ts >= ?` + filter
+	all := []any{a, h}
+	all = append(append(all, args...), h, d)
+	all = append(append(all, args...), d)
+	return stmt, append(all, args...)
 }
 
 // windowStart returns the start, in Unix seconds, of the rollup window that
