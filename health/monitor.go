@@ -79,6 +79,30 @@ type Snapshot struct {
 	Time time.Time `json:"time"`
 	// Targets is the state of each target.
 	Targets []TargetState `json:"targets"`
+	// Burning is the objectives burning their budget (see
+	// WithBurnSource), by service.
+	Burning []Burn `json:"burning,omitempty"`
+}
+
+// Burn is one objective of one service that burns its error budget too
+// fast, as a burn source reports it.
+type Burn struct {
+	// Service is the service's name.
+	Service string `json:"service"`
+	// Objective names it, such as "availability 99.9%".
+	Objective string `json:"objective"`
+	// Severity is how fast it burns, such as "fast burn" (page) or
+	// "slow burn" (ticket).
+	Severity string `json:"severity"`
+	// Reason says by how much, such as "burn 16.2× over 1h, 15.0× over
+	// 5m; 71% of the 30d budget left".
+	Reason string `json:"reason"`
+}
+
+func (b Burn) key() string { return b.Service + "\x00" + b.Objective }
+
+func sortBurns(bs []Burn) {
+	slices.SortFunc(bs, func(a, b Burn) int { return strings.Compare(a.key(), b.key()) })
 }
 
 // Down returns the names of the targets that are down.
@@ -101,6 +125,10 @@ type Alert struct {
 	Down []TargetState `json:"down,omitempty"`
 	// Up lists the targets that recovered.
 	Up []TargetState `json:"up,omitempty"`
+	// Burning lists the objectives that started burning their error
+	// budget, or changed severity; Cooled those that stopped.
+	Burning []Burn `json:"burning,omitempty"`
+	Cooled  []Burn `json:"cooled,omitempty"`
 	// StillDown is how many targets are down after this change.
 	StillDown int `json:"stillDown"`
 	// Total is the number of targets watched.
@@ -110,20 +138,31 @@ type Alert struct {
 // Text renders the alert as a short message for chat and e-mail.
 func (a Alert) Text() string {
 	var b strings.Builder
-	switch {
-	case len(a.Down) > 0 && len(a.Up) > 0:
-		fmt.Fprintf(&b, "%d down, %d recovered", len(a.Down), len(a.Up))
-	case len(a.Down) > 0:
-		fmt.Fprintf(&b, "%d down", len(a.Down))
-	default:
-		fmt.Fprintf(&b, "%d recovered", len(a.Up))
+	var parts []string
+	if len(a.Down) > 0 {
+		parts = append(parts, fmt.Sprintf("%d down", len(a.Down)))
 	}
-	fmt.Fprintf(&b, " (%d of %d down now)\n", a.StillDown, a.Total)
+	if len(a.Up) > 0 {
+		parts = append(parts, fmt.Sprintf("%d recovered", len(a.Up)))
+	}
+	if len(a.Burning) > 0 {
+		parts = append(parts, fmt.Sprintf("%d burning their error budget", len(a.Burning)))
+	}
+	if len(a.Cooled) > 0 {
+		parts = append(parts, fmt.Sprintf("%d no longer burning", len(a.Cooled)))
+	}
+	fmt.Fprintf(&b, "%s (%d of %d down now)\n", strings.Join(parts, ", "), a.StillDown, a.Total)
 	for _, t := range a.Down {
 		fmt.Fprintf(&b, "DOWN %s: %s\n", t.Name, t.Reason)
 	}
 	for _, t := range a.Up {
 		fmt.Fprintf(&b, "UP   %s\n", t.Name)
+	}
+	for _, x := range a.Burning {
+		fmt.Fprintf(&b, "BURN %s %s: %s: %s\n", x.Service, x.Objective, x.Severity, x.Reason)
+	}
+	for _, x := range a.Cooled {
+		fmt.Fprintf(&b, "OK   %s %s: no longer burning\n", x.Service, x.Objective)
 	}
 	return b.String()
 }
@@ -138,11 +177,14 @@ type Monitor struct {
 	now         func() time.Time
 	sinks       []*sinkQueue
 
+	burns   func(ctx context.Context) ([]Burn, error)
+
 	mu      sync.Mutex
 	targets []Target
 	states  map[string]*TargetState
 	snap    Snapshot
-	lastSet string // the set of down targets last alerted
+	lastSet string          // the set of down targets last alerted
+	burning map[string]Burn // by Burn.key, as last alerted
 }
 
 // A MonitorOption changes a default of NewMonitor.
@@ -192,6 +234,16 @@ func WithDownAfter(n int) MonitorOption {
 // visible in Snapshot.
 func WithAlertSink(s AlertSink) MonitorOption {
 	return func(m *Monitor) { m.sinks = append(m.sinks, newSinkQueue(s)) }
+}
+
+// WithBurnSource makes every poll also ask f which objectives burn their
+// error budget too fast, such as the SLOs that package logger computes from
+// the shared log (see flotilla's dashboard for the wiring). A change, an
+// objective that starts burning, changes severity or stops, is alerted in
+// the same one Alert per poll as targets going down and up. f runs with
+// the probe timeout; when it fails, the objectives keep their last state.
+func WithBurnSource(f func(ctx context.Context) ([]Burn, error)) MonitorOption {
+	return func(m *Monitor) { m.burns = f }
 }
 
 // WithMonitorClock sets the monitor's clock (default time.Now).
@@ -270,11 +322,29 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 			results[i] = m.probe(ctx, t)
 		}()
 	}
+	var (
+		burns  []Burn
+		burnOK bool
+	)
+	if m.burns != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bctx, cancel := context.WithTimeout(ctx, m.timeout)
+			defer cancel()
+			var err error
+			burns, err = m.burns(bctx)
+			burnOK = err == nil
+		}()
+	}
 	wg.Wait()
 
 	now := m.now()
 	m.mu.Lock()
 	var alert Alert
+	if burnOK {
+		alert.Burning, alert.Cooled = m.updateBurns(burns)
+	}
 	for i, t := range targets {
 		st := m.states[t.Name]
 		if st == nil { // targets replaced during the poll
@@ -306,9 +376,14 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 			}
 		}
 	}
+	for _, b := range m.burning {
+		snap.Burning = append(snap.Burning, b)
+	}
+	sortBurns(snap.Burning)
 	m.snap = snap
 	set := strings.Join(down, "\x00")
 	send := (len(alert.Down) > 0 || len(alert.Up) > 0) && set != m.lastSet
+	send = send || len(alert.Burning) > 0 || len(alert.Cooled) > 0
 	if send {
 		m.lastSet = set
 		alert.Time, alert.StillDown, alert.Total = now, len(down), len(snap.Targets)
@@ -322,12 +397,34 @@ func (m *Monitor) Poll(ctx context.Context) Snapshot {
 	return snap
 }
 
+// updateBurns records the objectives burning now and returns those that
+// started or changed severity, and those that stopped. m.mu is held.
+func (m *Monitor) updateBurns(now []Burn) (started, stopped []Burn) {
+	next := make(map[string]Burn, len(now))
+	for _, b := range now {
+		next[b.key()] = b
+		if old, ok := m.burning[b.key()]; !ok || old.Severity != b.Severity {
+			started = append(started, b)
+		}
+	}
+	for k, b := range m.burning {
+		if _, ok := next[k]; !ok {
+			stopped = append(stopped, b)
+		}
+	}
+	m.burning = next
+	sortBurns(started)
+	sortBurns(stopped)
+	return started, stopped
+}
+
 // Snapshot returns the state after the last poll.
 func (m *Monitor) Snapshot() Snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.snap
 	s.Targets = slices.Clone(s.Targets)
+	s.Burning = slices.Clone(s.Burning)
 	return s
 }
 

@@ -3,6 +3,7 @@ package health_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -363,4 +364,50 @@ func TestMonitor_ReadsStatusLikeTheDraft(t *testing.T) {
 		assert.Equal(t, want, snap.Targets[0].Status, body)
 		assert.Equal(t, want != health.Fail, snap.Targets[0].Up, body)
 	}
+}
+
+// Objectives that start or stop burning their budget are alerted once per
+// change, through the same sinks, batched with the targets' changes.
+func TestMonitor_BurnAlerts(t *testing.T) {
+	srv := httptest.NewServer(health.New("a"))
+	defer srv.Close()
+	fast := health.Burn{Service: "a", Objective: "availability 99.9%", Severity: "fast burn", Reason: "burn 20× over 1h"}
+	slow := fast
+	slow.Severity, slow.Reason = "slow burn", "burn 7× over 6h"
+	script := [][]health.Burn{nil, {fast}, {fast}, {slow}, {slow}, nil}
+	step := 0
+	var fail atomic.Bool
+	src := func(context.Context) ([]health.Burn, error) {
+		if fail.Load() {
+			return nil, errors.New("log unreadable")
+		}
+		b := script[step]
+		step++
+		return b, nil
+	}
+	got := newAlerts()
+	m := health.NewMonitor([]health.Target{{Name: "a", URL: srv.URL}}, health.WithBurnSource(src), health.WithAlertSink(got.sink()))
+	ctx := context.Background()
+	m.Poll(ctx) // nothing burns
+	m.Poll(ctx)
+	al := got.next(t)
+	assert.Equal(t, []health.Burn{fast}, al.Burning)
+	assert.Contains(t, al.Text(), "BURN a availability 99.9%: fast burn: burn 20× over 1h")
+	assert.Equal(t, []health.Burn{fast}, m.Snapshot().Burning)
+	m.Poll(ctx) // still fast: no alert
+	m.Poll(ctx)
+	al = got.next(t)
+	assert.Equal(t, []health.Burn{slow}, al.Burning, "a change of severity is alerted")
+	fail.Store(true)
+	m.Poll(ctx) // the source fails: the state stays
+	assert.Equal(t, []health.Burn{slow}, m.Snapshot().Burning)
+	fail.Store(false)
+	m.Poll(ctx) // slow again
+	m.Poll(ctx) // stopped
+	al = got.next(t)
+	assert.Equal(t, []health.Burn{slow}, al.Cooled)
+	assert.Empty(t, al.Burning)
+	assert.Contains(t, al.Text(), "OK   a availability 99.9%: no longer burning")
+	got.none(t)
+	assert.Empty(t, m.Snapshot().Burning)
 }
