@@ -140,19 +140,20 @@ func (s *Store) backfillStep(ctx context.Context, n int) (done bool, rows int64,
 // waits for it. Until it is done, the rebuilt days count less than they
 // should: Reader.Backfilling says how many rows are left.
 //
-// From a shell: flotilla rollups rebuild.
-func (s *Store) RebuildRollups(ctx context.Context) error {
+// It returns how many raw rows it scheduled. From a shell: flotilla rollups
+// rebuild.
+func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
+		return 0, fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
 	}
 	defer tx.Rollback()
 	var minTS, minID, maxID sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT min(ts), min(id), max(id) FROM requests`).Scan(&minTS, &minID, &maxID); err != nil {
-		return fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
+		return 0, fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
 	}
 	if !minTS.Valid {
-		return tx.Commit() // no raw rows: nothing can be rebuilt
+		return 0, tx.Commit() // no raw rows: nothing can be rebuilt
 	}
 	// The raw rows hold the whole history from their first day on, unless
 	// rollups older than that day show that retention deleted earlier raw
@@ -160,7 +161,7 @@ func (s *Store) RebuildRollups(ctx context.Context) error {
 	from := floorTo(floorTo(minTS.Int64, 1_000_000)/1_000_000, levelDay)
 	var oldest sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT min(ts) FROM rollups WHERE level = 86400`).Scan(&oldest); err != nil {
-		return fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
+		return 0, fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
 	}
 	if oldest.Valid && oldest.Int64 < from {
 		from += levelDay
@@ -174,14 +175,14 @@ func (s *Store) RebuildRollups(ctx context.Context) error {
 	}
 	for _, st := range stmts {
 		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
-			return fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
+			return 0, fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
+		return 0, fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
 	}
 	s.wakeBackfill()
-	return nil
+	return maxID.Int64 - minID.Int64 + 1, nil
 }
 
 // Backfilling returns how many raw rows still wait to be rolled up (after a

@@ -11,11 +11,13 @@
 //	flotilla nginx -o /etc/nginx/conf.d/flotilla.conf --check
 //	flotilla systemd                  # the units, a drop-in per service
 //	flotilla up --bin ./bin           # the fleet in the foreground, for development
+//	flotilla slo                      # error budgets and burn rates of the map's objectives
+//	flotilla rollups rebuild          # rebuild the log's rollups from its raw rows
 //
 // It finds the port map as the services do: --registry, else
 // FLOTILLA_REGISTRY, else ./flotilla.toml; and the log: --db, else
 // FLOTILLA_DB, else the map's [defaults] db, else flotilla.db beside the map.
-// It opens the log read-only and never writes it.
+// It opens the log read-only and never writes it, but for rollups rebuild.
 //
 // Every table has --json. Exit codes: 0 ok, 1 a finding (a failing check, a
 // service that did not come back, an unknown trace), 2 bad usage.
@@ -129,15 +131,25 @@ trace), 2 bad usage.`,
 	root.PersistentFlags().StringVar(&a.registry, "registry", "", "the port map (default $FLOTILLA_REGISTRY, else ./flotilla.toml)")
 	root.PersistentFlags().StringVar(&a.db, "db", "", "the shared request log (default $FLOTILLA_DB, else the map's [defaults] db)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	for _, c := range []*cobra.Command{a.checkCmd(), a.psCmd(), a.topCmd(), a.logsCmd(), a.traceCmd(), a.restartCmd(), a.nginxCmd(), a.systemdCmd(), a.upCmd()} {
-		run := c.RunE
+	for _, c := range []*cobra.Command{a.checkCmd(), a.psCmd(), a.topCmd(), a.logsCmd(), a.traceCmd(), a.restartCmd(), a.nginxCmd(), a.systemdCmd(), a.upCmd(), a.sloCmd(), a.rollupsCmd()} {
+		ranErrors(c)
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// ranErrors marks the errors of c and its subcommands as found while
+// running, not in the arguments: they exit 1.
+func ranErrors(c *cobra.Command) {
+	if run := c.RunE; run != nil {
 		c.RunE = func(cmd *cobra.Command, args []string) error {
 			if err := run(cmd, args); err != nil {
 				return ranError{err}
 			}
 			return nil
 		}
-		root.AddCommand(c)
 	}
-	return root
+	for _, sub := range c.Commands() {
+		ranErrors(sub)
+	}
 }
