@@ -160,7 +160,7 @@ func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
 	// rows: then the first day is partial, and its rollups are kept.
 	from := floorTo(floorTo(minTS.Int64, 1_000_000)/1_000_000, levelDay)
 	var oldest sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT min(ts) FROM rollups WHERE level = 86400`).Scan(&oldest); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT min(ts) FROM service_rollups WHERE level = 86400`).Scan(&oldest); err != nil {
 		return 0, fmt.Errorf("logger: rebuild rollups of %s: %w", s.path, err)
 	}
 	if oldest.Valid && oldest.Int64 < from {
@@ -171,6 +171,7 @@ func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
 		args []any
 	}{
 		{`DELETE FROM rollups WHERE ts >= ?`, []any{from}},
+		{`DELETE FROM service_rollups WHERE ts >= ?`, []any{from}},
 		{`INSERT OR REPLACE INTO rollup_backfill (id, next_id, end_id, since) VALUES (1, ?, ?, ?)`, []any{minID.Int64, maxID.Int64, from}},
 	}
 	for _, st := range stmts {
@@ -239,24 +240,28 @@ func (s *Store) wakeBackfill() {
 type sqlRollups struct {
 	ctx            context.Context
 	tx             *sql.Tx
-	loadSt, saveSt *sql.Stmt
+	loadSt, saveSt [2]*sql.Stmt // by rollupKey.table
 	raw            []byte
 }
 
 func (t *sqlRollups) prepare() error {
-	if t.loadSt != nil {
+	if t.loadSt[0] != nil {
 		return nil
 	}
-	var err error
-	if t.loadSt, err = t.tx.PrepareContext(t.ctx, rollupLoadSQL); err != nil {
-		return err
+	for i, table := range rollupTables {
+		var err error
+		if t.loadSt[i], err = t.tx.PrepareContext(t.ctx, rollupLoadSQL(table)); err != nil {
+			return err
+		}
+		if t.saveSt[i], err = t.tx.PrepareContext(t.ctx, rollupSaveSQL(table)); err != nil {
+			return err
+		}
 	}
-	t.saveSt, err = t.tx.PrepareContext(t.ctx, rollupSaveSQL)
-	return err
+	return nil
 }
 
 func (t *sqlRollups) close() {
-	for _, st := range []*sql.Stmt{t.loadSt, t.saveSt} {
+	for _, st := range append(t.loadSt[:], t.saveSt[:]...) {
 		if st != nil {
 			st.Close()
 		}
@@ -267,7 +272,7 @@ func (t *sqlRollups) load(k *rollupKey, v *rollupVal) (bool, error) {
 	if err := t.prepare(); err != nil {
 		return false, err
 	}
-	err := t.loadSt.QueryRowContext(t.ctx, k.level, k.ts, k.service, k.method, k.route, k.status).
+	err := t.loadSt[k.table].QueryRowContext(t.ctx, k.level, k.ts, k.service, k.method, k.route, k.status).
 		Scan(&v.count, &v.failed, &v.bytesIn, &v.bytesOut, &v.durUS, &v.maxUS, &t.raw)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
@@ -285,7 +290,7 @@ func (t *sqlRollups) save(k *rollupKey, v *rollupVal) error {
 	if err := t.prepare(); err != nil {
 		return err
 	}
-	_, err := t.saveSt.ExecContext(t.ctx, k.level, k.ts, k.service, k.method, k.route, k.status,
+	_, err := t.saveSt[k.table].ExecContext(t.ctx, k.level, k.ts, k.service, k.method, k.route, k.status,
 		v.count, v.failed, v.bytesIn, v.bytesOut, v.durUS, v.maxUS, string(v.hist.appendJSON(nil)))
 	return err
 }

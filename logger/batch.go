@@ -176,7 +176,7 @@ type batchConn struct {
 	buf  []byte
 	meta []int64
 
-	loadSt, saveSt *C.sqlite3_stmt // rollup rows
+	loadSt, saveSt [2]*C.sqlite3_stmt // rollup rows, by rollupKey.table
 	agg            rollupAgg
 	hbuf           []byte // a stored histogram, read
 	jbuf           []byte // a histogram to store
@@ -215,7 +215,9 @@ func openBatchConn(path string, o *options) (*batchConn, error) {
 	for _, p := range []struct {
 		sql  string
 		stmt **C.sqlite3_stmt
-	}{{insertSQL(1), &b.stmt}, {rollupLoadSQL, &b.loadSt}, {rollupSaveSQL, &b.saveSt}} {
+	}{{insertSQL(1), &b.stmt},
+		{rollupLoadSQL(rollupTables[0]), &b.loadSt[0]}, {rollupSaveSQL(rollupTables[0]), &b.saveSt[0]},
+		{rollupLoadSQL(rollupTables[1]), &b.loadSt[1]}, {rollupSaveSQL(rollupTables[1]), &b.saveSt[1]}} {
 		q := C.CString(p.sql)
 		rc := C.sqlite3_prepare_v2(b.db, q, -1, p.stmt, nil)
 		C.free(unsafe.Pointer(q))
@@ -256,7 +258,7 @@ func (b *batchConn) load(k *rollupKey, v *rollupVal) (bool, error) {
 	key, svc, svcn, m, mn, r, rn := keyArgs(k)
 	var vals [6]C.int64_t
 	var histn, found C.int
-	rc := C.fl_rollup_load(b.db, b.loadSt, &key[0], svc, svcn, m, mn, r, rn, &vals[0],
+	rc := C.fl_rollup_load(b.db, b.loadSt[k.table], &key[0], svc, svcn, m, mn, r, rn, &vals[0],
 		(*C.char)(unsafe.Pointer(&b.hbuf[0])), C.int(len(b.hbuf)), &histn, &found)
 	if err := b.err("load rollup", rc); err != nil || found == 0 {
 		return false, err
@@ -277,7 +279,7 @@ func (b *batchConn) save(k *rollupKey, v *rollupVal) error {
 	key, svc, svcn, m, mn, r, rn := keyArgs(k)
 	vals := [6]C.int64_t{C.int64_t(v.count), C.int64_t(v.failed), C.int64_t(v.bytesIn), C.int64_t(v.bytesOut), C.int64_t(v.durUS), C.int64_t(v.maxUS)}
 	b.jbuf = v.hist.appendJSON(b.jbuf[:0])
-	return b.err("save rollup", C.fl_rollup_save(b.db, b.saveSt, &key[0], svc, svcn, m, mn, r, rn, &vals[0],
+	return b.err("save rollup", C.fl_rollup_save(b.db, b.saveSt[k.table], &key[0], svc, svcn, m, mn, r, rn, &vals[0],
 		(*C.char)(unsafe.Pointer(&b.jbuf[0])), C.int(len(b.jbuf))))
 }
 
@@ -351,7 +353,7 @@ func (b *batchConn) close() error {
 			b.busy = nil
 		}
 	}()
-	for _, st := range []**C.sqlite3_stmt{&b.stmt, &b.loadSt, &b.saveSt} {
+	for _, st := range []**C.sqlite3_stmt{&b.stmt, &b.loadSt[0], &b.saveSt[0], &b.loadSt[1], &b.saveSt[1]} {
 		if *st != nil {
 			C.sqlite3_finalize(*st)
 			*st = nil

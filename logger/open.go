@@ -177,10 +177,10 @@ func setupOnce(ctx context.Context, db *sql.DB) error {
 // them. Missing rollups are rebuilt from every raw row, never read as an
 // empty history.
 func repairRollups(ctx context.Context, conn *sql.Conn) error {
-	const count = `SELECT count(*), count(*) FILTER (WHERE name = 'rollups') FROM sqlite_master
-		WHERE type = 'table' AND name IN ('rollups', 'rollup_backfill')`
+	const count = `SELECT count(*), count(*) FILTER (WHERE name <> 'rollup_backfill') FROM sqlite_master
+		WHERE type = 'table' AND name IN ('rollups', 'service_rollups', 'rollup_backfill')`
 	var n, rollups int
-	if err := conn.QueryRowContext(ctx, count).Scan(&n, &rollups); err != nil || n == 2 {
+	if err := conn.QueryRowContext(ctx, count).Scan(&n, &rollups); err != nil || n == 3 {
 		return err
 	}
 	tx, err := conn.BeginTx(ctx, nil) // BEGIN IMMEDIATE
@@ -188,12 +188,12 @@ func repairRollups(ctx context.Context, conn *sql.Conn) error {
 		return err
 	}
 	defer tx.Rollback()
-	if err := tx.QueryRowContext(ctx, count).Scan(&n, &rollups); err != nil || n == 2 {
+	if err := tx.QueryRowContext(ctx, count).Scan(&n, &rollups); err != nil || n == 3 {
 		return err // another process repaired them
 	}
 	repair := rollupSchema + rollupViews
-	if rollups == 0 {
-		repair += rollupBackfillAll
+	if rollups < 2 { // start again from the raw rows
+		repair = `DROP TABLE IF EXISTS rollups; DROP TABLE IF EXISTS service_rollups;` + repair + rollupBackfillAll
 	}
 	if _, err := tx.ExecContext(ctx, repair); err != nil {
 		return fmt.Errorf("recreate the rollups: %w", err)

@@ -64,17 +64,19 @@ func (s *Store) PruneRollups(ctx context.Context, now time.Time) (int64, error) 
 			keep = min(keep, HourRollupRetention)
 		}
 		before := now.Add(-keep).Unix()
-		for {
-			res, err := s.wdb.ExecContext(ctx, `DELETE FROM rollups WHERE (level, ts, service, method, route, status) IN
-				(SELECT level, ts, service, method, route, status FROM rollups WHERE level = ? AND ts < ? LIMIT ?)`,
-				l, before, PruneChunk)
-			if err != nil {
-				return total, fmt.Errorf("logger: prune rollups of %s: %w", s.path, err)
-			}
-			n, _ := res.RowsAffected()
-			total += n
-			if n < PruneChunk {
-				break
+		for _, table := range rollupTables {
+			for {
+				res, err := s.wdb.ExecContext(ctx, `DELETE FROM `+table+` WHERE (level, ts, service, method, route, status) IN
+					(SELECT level, ts, service, method, route, status FROM `+table+` WHERE level = ? AND ts < ? LIMIT ?)`,
+					l, before, PruneChunk)
+				if err != nil {
+					return total, fmt.Errorf("logger: prune rollups of %s: %w", s.path, err)
+				}
+				n, _ := res.RowsAffected()
+				total += n
+				if n < PruneChunk {
+					break
+				}
 			}
 		}
 	}

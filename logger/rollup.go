@@ -33,6 +33,7 @@ var ErrRollupsDamaged = errors.New("rollups are damaged")
 
 // rollupKey names one rollup row.
 type rollupKey struct {
+	table                  int // 0: rollups, 1: service_rollups
 	level, ts              int64
 	service, method, route string
 	status                 int
@@ -128,15 +129,19 @@ func (a *rollupAgg) addRecords(recs []Record, now time.Time) {
 	}
 }
 
-// rows returns the batch's sums at every level: each minute's, and the
-// hour's and day's they add to.
+// rows returns the batch's sums at every level, per route and per service:
+// each minute's, and the hour's and day's they add to.
 func (a *rollupAgg) rows() map[rollupKey]*rollupVal {
-	out := make(map[rollupKey]*rollupVal, len(a.minutes)*3)
+	out := make(map[rollupKey]*rollupVal, len(a.minutes)*4)
 	for k, v := range a.minutes {
 		out[k] = v
-		for _, l := range levels[1:] {
+		for i := 1; i < 2*len(levels); i++ { // i = 0 is the minute itself
+			l := levels[i%len(levels)]
 			c := k
 			c.level, c.ts = l, floorTo(k.ts, l)
+			if i >= len(levels) {
+				c.table, c.method, c.route = 1, "", ""
+			}
 			if acc := out[c]; acc != nil {
 				acc.merge(v)
 			} else {
@@ -211,9 +216,14 @@ func ceilTo(sec, step int64) int64 {
 	return f + step
 }
 
-const (
-	rollupLoadSQL = `SELECT count, failed, bytes_in, bytes_out, duration_us, max_us, hist FROM rollups
+// rollupLoadSQL and rollupSaveSQL read and write one row of a rollup
+// table.
+func rollupLoadSQL(table string) string {
+	return `SELECT count, failed, bytes_in, bytes_out, duration_us, max_us, hist FROM ` + table + `
 		WHERE level = ? AND ts = ? AND service = ? AND method = ? AND route = ? AND status = ?`
-	rollupSaveSQL = `INSERT OR REPLACE INTO rollups (level, ts, service, method, route, status,
+}
+
+func rollupSaveSQL(table string) string {
+	return `INSERT OR REPLACE INTO ` + table + ` (level, ts, service, method, route, status,
 		count, failed, bytes_in, bytes_out, duration_us, max_us, hist) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-)
+}

@@ -15,10 +15,10 @@ import (
 )
 
 // rollupCounts returns the requests per bucket start, service and status
-// that the rollups of level hold.
-func rollupCounts(t testing.TB, db *sql.DB, level int) map[string]int64 {
+// that the rollups of level in table hold.
+func rollupCounts(t testing.TB, db *sql.DB, table string, level int) map[string]int64 {
 	t.Helper()
-	return groupCounts(t, db, `SELECT ts, service, status, sum(count), sum(failed), sum(bytes_out) FROM rollups WHERE level = ? GROUP BY 1, 2, 3`, level)
+	return groupCounts(t, db, `SELECT ts, service, status, sum(count), sum(failed), sum(bytes_out) FROM `+table+` WHERE level = ? GROUP BY 1, 2, 3`, level)
 }
 
 // rawCounts returns the same from the raw rows.
@@ -45,13 +45,19 @@ func groupCounts(t testing.TB, db *sql.DB, q string, args ...any) map[string]int
 	return out
 }
 
-// rollupsMatchRaw requires that every level of the rollups counts exactly
-// the raw rows of each of its buckets.
+// rollupsMatchRaw requires that every level of both rollup tables counts
+// exactly the raw rows of each of its buckets.
 func rollupsMatchRaw(t testing.TB, db *sql.DB) {
 	t.Helper()
 	for _, level := range []int{60, 3600, 86400} {
-		require.Equal(t, rawCounts(t, db, level), rollupCounts(t, db, level), "level %d", level)
+		raw := rawCounts(t, db, level)
+		for _, table := range []string{"rollups", "service_rollups"} {
+			require.Equal(t, raw, rollupCounts(t, db, table, level), "%s, level %d", table, level)
+		}
 	}
+	var keyed int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM service_rollups WHERE method <> '' OR route <> ''`).Scan(&keyed))
+	require.Zero(t, keyed, "service_rollups are per service and status alone")
 }
 
 // The rollups are written with their batch: the same rows, every level.
@@ -260,7 +266,7 @@ func TestPruneRollups_KeepsTheDaysLonger(t *testing.T) {
 	require.NoError(t, s.Flush(context.Background()))
 	n, err := s.PruneRollups(context.Background(), time.Now())
 	require.NoError(t, err)
-	assert.Equal(t, int64(1), n, "the old minute")
+	assert.Equal(t, int64(2), n, "the old minute, per route and per service")
 	db := rawDB(t, path)
 	levels := groupCounts(t, db, `SELECT level, '', 0, count(*), 0, 0 FROM rollups GROUP BY level`)
 	assert.Equal(t, map[string]int64{"60  0": 1e9, "3600  0": 2e9, "86400  0": 2e9}, levels)
@@ -327,12 +333,12 @@ func TestRollups_DamagedAreRefusedAndRebuilt(t *testing.T) {
 	}
 	require.NoError(t, s.Flush(context.Background()))
 	db := rawDB(t, path)
-	_, err := db.Exec(`UPDATE rollups SET count = count + 1`)
+	_, err := db.Exec(`UPDATE rollups SET count = count + 1; UPDATE service_rollups SET count = count + 1`)
 	require.NoError(t, err)
 	_, err = s.Summary(context.Background(), time.Now().Add(-24*time.Hour))
 	require.ErrorIs(t, err, logger.ErrRollupsDamaged)
 	assert.ErrorContains(t, err, "flotilla rollups rebuild")
-	_, err = db.Exec(`UPDATE rollups SET count = count - 1, hist = '{"5":'`)
+	_, err = db.Exec(`UPDATE rollups SET count = count - 1, hist = '{"5":'; UPDATE service_rollups SET count = count - 1, hist = '{"5":'`)
 	require.NoError(t, err)
 	_, err = s.Summary(context.Background(), time.Now().Add(-5*time.Minute))
 	require.ErrorIs(t, err, logger.ErrRollupsDamaged)
@@ -351,7 +357,7 @@ func TestRollups_DamagedAreRefusedAndRebuilt(t *testing.T) {
 	assert.Equal(t, int64(501), sum[0].Hits)
 
 	require.NoError(t, s.Close())
-	_, err = db.Exec(`DROP TABLE rollups`)
+	_, err = db.Exec(`DROP TABLE service_rollups`)
 	require.NoError(t, err)
 	s2, err := logger.Open(path)
 	require.NoError(t, err)

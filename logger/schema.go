@@ -44,12 +44,27 @@ var migrations = []string{
 	rollupSchema + rollupBackfillAll + rollupViews,
 }
 
-// rollupSchema holds one row per level, bucket start and key. level is the
-// bucket's width in seconds (60, 3600, 86400); ts is its start in Unix
-// seconds (UTC); hist is the latency histogram as a JSON object of each
-// bucket's middle value in microseconds → count.
-const rollupSchema = `
-	CREATE TABLE IF NOT EXISTS rollups (
+// rollupSchema holds the rollups: in rollups one row per level, bucket
+// start, service, method, route and status; in service_rollups the same
+// per service and status alone (method and route ''), so that fleet views
+// read one row where a service has many routes. level is the bucket's width
+// in seconds (60, 3600, 86400); ts is its start in Unix seconds (UTC);
+// hist is the latency histogram as a JSON object of each bucket's middle
+// value in microseconds → count.
+var rollupSchema = rollupTable("rollups") + rollupTable("service_rollups") + `
+	CREATE TABLE IF NOT EXISTS rollup_backfill (
+		id      INTEGER PRIMARY KEY CHECK (id = 1),
+		next_id INTEGER NOT NULL,
+		end_id  INTEGER NOT NULL,
+		since   INTEGER NOT NULL
+	);`
+
+// rollupTables are the tables rollupTable makes, per-route first.
+var rollupTables = [2]string{"rollups", "service_rollups"}
+
+func rollupTable(name string) string {
+	return `
+	CREATE TABLE IF NOT EXISTS ` + name + ` (
 		level       INTEGER NOT NULL,
 		ts          INTEGER NOT NULL,
 		service     TEXT    NOT NULL,
@@ -65,13 +80,8 @@ const rollupSchema = `
 		hist        TEXT    NOT NULL,
 		PRIMARY KEY (level, ts, service, method, route, status)
 	) WITHOUT ROWID;
-	CREATE INDEX IF NOT EXISTS rollups_service ON rollups (level, service, ts);
-	CREATE TABLE IF NOT EXISTS rollup_backfill (
-		id      INTEGER PRIMARY KEY CHECK (id = 1),
-		next_id INTEGER NOT NULL,
-		end_id  INTEGER NOT NULL,
-		since   INTEGER NOT NULL
-	);`
+	CREATE INDEX IF NOT EXISTS ` + name + `_service ON ` + name + ` (level, service, ts);`
+}
 
 // rollupBackfillAll schedules every row of the file for the backfill.
 const rollupBackfillAll = `
@@ -103,7 +113,7 @@ func serviceWindowView(name string, level, window int) string {
 	}
 	return `
 	CREATE VIEW IF NOT EXISTS ` + name + ` AS
-		WITH r AS (SELECT * FROM rollups WHERE level = ` + l + ` AND ts >= (unixepoch('now') - ` + w + `) / ` + l + ` * ` + l + `),
+		WITH r AS (SELECT * FROM service_rollups WHERE level = ` + l + ` AND ts >= (unixepoch('now') - ` + w + `) / ` + l + ` * ` + l + `),
 		c AS (SELECT service, sum(count) AS hits,
 			sum(CASE WHEN status BETWEEN 400 AND 499 THEN count ELSE 0 END) AS c4,
 			sum(CASE WHEN status >= 500 THEN count ELSE 0 END) AS c5

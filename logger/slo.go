@@ -147,7 +147,7 @@ func (r *Reader) SLOs(ctx context.Context, objectives map[string]Objective) ([]S
 		}
 	}
 	for w, svcs := range byWindow {
-		stmt, args := windowQuery(now.Add(-w), now, svcs)
+		stmt, args := windowQuery(rollupTables[1], now.Add(-w), now, svcs)
 		err := r.rollupRows(ctx, stmt, args, func(row *rollupRow) {
 			a := by[row.service]
 			count(a, &a.win, row)
@@ -160,7 +160,7 @@ func (r *Reader) SLOs(ctx context.Context, objectives map[string]Objective) ([]S
 	cur := floorTo(now.Unix(), levelMinute)
 	filter, args := serviceFilter(names)
 	err := r.rollupRows(ctx, `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts
-		FROM rollups WHERE level = 60 AND ts > ?`+filter, append([]any{cur - 360*60}, args...), func(row *rollupRow) {
+		FROM service_rollups WHERE level = 60 AND ts > ?`+filter, append([]any{cur - 360*60}, args...), func(row *rollupRow) {
 		a := by[row.service]
 		for i, m := range shortWindows {
 			if row.ts > cur-m*60 {

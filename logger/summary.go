@@ -83,15 +83,21 @@ func (s *Store) Summary(ctx context.Context, since time.Time, opts ...SummaryOpt
 // since to the next hour, the hours from there to the next day, and the
 // days after.
 //
-// The window starts at the beginning of the minute that holds since. Past
-// MinuteRollupRetention it starts at the beginning of since's hour, and
-// past HourRollupRetention at the beginning of its day (UTC).
+// The window starts at the beginning of the minute that holds since; for a
+// window of a day or more at the beginning of since's hour (so the last 24
+// hours are 24 to 25 hours), and past HourRollupRetention at the beginning
+// of its day (UTC). Without ByRoute it reads service_rollups, one row per
+// service and status; with it, rollups.
 func (r *Reader) Summary(ctx context.Context, since time.Time, opts ...SummaryOption) ([]ServiceSummary, error) {
 	var o summaryOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	stmt, all := windowQuery(since, time.Now(), o.services)
+	table := rollupTables[1]
+	if o.byRoute {
+		table = rollupTables[0]
+	}
+	stmt, all := windowQuery(table, since, time.Now(), o.services)
 	type acc struct {
 		ServiceSummary
 		h hist
@@ -190,7 +196,7 @@ func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration
 	n := int((now-start)/st) + 1
 	filter, args := serviceFilter(o.services)
 	stmt := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts
-		FROM rollups WHERE level = ? AND ts >= ?` + filter
+		FROM service_rollups WHERE level = ? AND ts >= ?` + filter
 	type acc struct {
 		s     Series
 		hists []hist
@@ -241,11 +247,11 @@ func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration
 // windowQuery returns the query of the rollup rows that make up the window
 // from since to now: the minutes up to the next hour, the hours up to the
 // next day, the days after.
-func windowQuery(since, now time.Time, services []string) (string, []any) {
+func windowQuery(table string, since, now time.Time, services []string) (string, []any) {
 	a := windowStart(since, now)
 	h, d := ceilTo(a, levelHour), ceilTo(a, levelDay)
 	filter, args := serviceFilter(services)
-	q := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts FROM rollups WHERE `
+	q := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts FROM ` + table + ` WHERE `
 	stmt := q + `level = 60 AND ts >= ? AND ts < ?` + filter +
 		` UNION ALL ` + q + `level = 3600 AND ts >= ? AND ts < ?` + filter +
 		` UNION ALL ` + q + `level = 86400 AND ts >= ?` + filter
@@ -256,11 +262,12 @@ func windowQuery(since, now time.Time, services []string) (string, []any) {
 }
 
 // windowStart returns the start, in Unix seconds, of the rollup window that
-// holds since: its minute, or its hour or day past the retention of the
-// finer levels.
+// holds since: its minute for a window under a day, its hour for longer
+// ones (so that they read hours, not minutes, before their first day), or
+// its day past HourRollupRetention.
 func windowStart(since, now time.Time) int64 {
 	a := floorTo(since.Unix(), levelMinute)
-	if since.Before(now.Add(-MinuteRollupRetention)) {
+	if !since.After(now.Add(-24 * time.Hour)) {
 		a = floorTo(a, levelHour)
 	}
 	if since.Before(now.Add(-HourRollupRetention)) {

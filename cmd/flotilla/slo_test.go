@@ -84,7 +84,7 @@ func TestRollupsRebuild(t *testing.T) {
 	require.NoError(t, s.Close())
 	raw, err := sql.Open("sqlite3", "file:"+db+"?_busy_timeout=5000")
 	require.NoError(t, err)
-	_, err = raw.Exec(`UPDATE rollups SET hist = 'nonsense'`)
+	_, err = raw.Exec(`UPDATE service_rollups SET hist = 'nonsense'`)
 	require.NoError(t, err)
 	require.NoError(t, raw.Close())
 
