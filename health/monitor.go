@@ -177,7 +177,7 @@ type Monitor struct {
 	now         func() time.Time
 	sinks       []*sinkQueue
 
-	burns   func(ctx context.Context) ([]Burn, error)
+	burns func(ctx context.Context) ([]Burn, error)
 
 	mu      sync.Mutex
 	targets []Target
