@@ -46,7 +46,7 @@ var migrations = []string{
 
 // rollupSchema holds the rollups: in rollups one row per level, bucket
 // start, service, method, route and status; in service_rollups the same
-// per service and status alone (method and route ”), so that fleet views
+// per service and status alone (method and route empty), so that fleet views
 // read one row where a service has many routes. level is the bucket's width
 // in seconds (60, 3600, 86400); ts is its start in Unix seconds (UTC);
 // hist is the latency histogram as a JSON object of each bucket's middle
