@@ -96,6 +96,9 @@ type Query struct {
 	Route string
 	// Slower keeps only requests that took longer than this.
 	Slower time.Duration
+	// Failed keeps only requests whose handler returned an error (Error
+	// is set), whatever their status.
+	Failed bool
 	// TraceID keeps only rows of this trace.
 	TraceID string
 	// RequestID keeps only rows of this X-Request-ID.
@@ -155,6 +158,9 @@ func (r *Reader) query(ctx context.Context, q Query, afterID int64, byID bool) (
 	}
 	if q.Route != "" {
 		add("route = ?", q.Route)
+	}
+	if q.Failed {
+		add("error <> ''")
 	}
 	if q.TraceID != "" {
 		add("trace_id = ? AND trace_id <> ''", q.TraceID)

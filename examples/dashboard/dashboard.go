@@ -1,42 +1,94 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"database/sql"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"html/template"
-	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/flotilla-go/flotilla/discovery"
 	"github.com/flotilla-go/flotilla/health"
 	"github.com/flotilla-go/flotilla/logger"
 )
 
-//go:embed page.html
-var pageHTML string
+//go:embed templates/*.html
+var templateFS embed.FS
 
-var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"ms":  func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseconds())/1000) },
-	"pct": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
-}).Parse(pageHTML))
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"ms":      func(d time.Duration) string { return trimFloat(ms(d)) },
+	"pct":     func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
+	"budget":  func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
+	"permin":  func(n int64, d time.Duration) string { return trimFloat(float64(n) / d.Minutes()) },
+	"share":   func(n, of int64) string { return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(max(of, 1))) },
+	"clock":   func(t time.Time) string { return t.UTC().Format("Jan 2 15:04:05") },
+	"since":   func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
+	"percent": logger.Percent,
+	"add":     func(a, b float64) float64 { return a + b },
+	"sub":     func(a, b float64) float64 { return a - b },
+	"status": func(status int) string {
+		return fmt.Sprintf("s%d", min(max(status/100, 1), 5))
+	},
+	"class": func(status int) string {
+		switch {
+		case status >= 500:
+			return "c5"
+		case status >= 400:
+			return "c4"
+		}
+		return "ok"
+	},
+}).ParseFS(templateFS, "templates/*.html"))
 
-// dashboard renders one page over the shared request log and the fleet's
-// health.
+// window is one of the periods the pages show, with the chart steps that
+// keep each page to a few thousand rollup rows.
+type window struct {
+	Name        string
+	D           time.Duration
+	Step        time.Duration // the overview's charts (the whole fleet)
+	ServiceStep time.Duration // one service's charts
+}
+
+var windows = []window{
+	{"1h", time.Hour, time.Minute, time.Minute},
+	{"24h", 24 * time.Hour, time.Hour, 15 * time.Minute},
+	{"7d", 7 * 24 * time.Hour, 6 * time.Hour, 2 * time.Hour},
+	{"30d", 30 * 24 * time.Hour, 24 * time.Hour, 12 * time.Hour},
+}
+
+func windowNamed(name string) (window, error) {
+	if name == "" {
+		name = "1h"
+	}
+	for _, w := range windows {
+		if w.Name == name {
+			return w, nil
+		}
+	}
+	return window{}, echo.NewHTTPError(http.StatusBadRequest, "window must be one of 1h, 24h, 7d, 30d")
+}
+
+// dashboard serves the pages over the shared request log, the fleet's
+// health and its objectives.
 type dashboard struct {
-	path string
-	db   *sql.DB // read-only, for the time series
-	mon  *health.Monitor
-	now  func() time.Time
+	path     string
+	reg      *discovery.Registry
+	mon      *health.Monitor
+	services []string // of the port map
 
-	mu sync.Mutex
-	r  *logger.Reader // opened once the file exists
+	mu      sync.Mutex
+	r       *logger.Reader // opened once the file exists
+	slos    []logger.SLOReport
+	slosAt  time.Time
+	slosErr error
 }
 
 // reader opens the log read-only the first time it exists.
@@ -62,106 +114,385 @@ func (d *dashboard) close() {
 	if d.r != nil {
 		d.r.Close()
 	}
-	d.db.Close()
 }
 
-// bucket is one bar of a chart.
-type bucket struct {
-	X, Y, W, H float64
-	Label      string
+// objectives are the port map's slo keys.
+func (d *dashboard) objectives() map[string]logger.Objective {
+	out := map[string]logger.Objective{}
+	for _, s := range d.reg.Services() {
+		if s.SLO != nil {
+			out[s.Name] = logger.Objective(*s.SLO)
+		}
+	}
+	return out
 }
 
-type chart struct {
-	Title string
-	Max   string
-	Bars  []bucket
+// burns computes the objectives' budgets for the pages and returns those
+// that burn, for the monitor's alerts. The monitor calls it every poll, so
+// the pages read its last result instead of computing it per view.
+func (d *dashboard) burns(ctx context.Context) ([]health.Burn, error) {
+	objs := d.objectives()
+	if len(objs) == 0 {
+		return nil, nil
+	}
+	r, err := d.reader()
+	if err != nil {
+		return nil, err
+	}
+	reports, err := r.SLOs(ctx, objs)
+	d.mu.Lock()
+	d.slosAt, d.slosErr = time.Now(), err
+	if err == nil {
+		d.slos = reports
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var out []health.Burn
+	for _, rep := range reports {
+		o := rep.Objective
+		for _, b := range []struct {
+			name string
+			b    *logger.Budget
+		}{{"availability " + logger.Percent(o.Availability), rep.Availability},
+			{fmt.Sprintf("latency %v at %s", o.Latency, logger.Percent(o.LatencyTarget)), rep.Latency}} {
+			if b.b == nil || b.b.Alert == "" {
+				continue
+			}
+			out = append(out, health.Burn{Service: rep.Service, Objective: b.name, Severity: b.b.Alert,
+				Reason: fmt.Sprintf("burn %.1f× over 1h, %.1f× over 5m, %.1f× over 6h; %.1f%% of the %s budget left",
+					b.b.Burn1h, b.b.Burn5m, b.b.Burn6h, 100*b.b.Remaining, days(o.Window))})
+		}
+	}
+	return out, nil
 }
 
-type view struct {
-	Window   string
-	Windows  []string
-	Services []logger.ServiceSummary
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+func (d *dashboard) sloBy() (map[string]logger.SLOReport, time.Time, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]logger.SLOReport{}
+	for _, r := range d.slos {
+		out[r.Service] = r
+	}
+	return out, d.slosAt, d.slosErr
+}
+
+// base is what every page shows.
+type base struct {
+	Title       string
+	Window      window
+	Windows     []window
+	Path        string // the page's path, for the window links
+	Query       string // the page's other query parameters
+	Refresh     int    // seconds; 0: no auto-refresh
+	Backfill    int64
+	BackfillAt  time.Time
+	GeneratedAt time.Time
+}
+
+func (d *dashboard) base(ctx context.Context, r *logger.Reader, title string, w window, path string) base {
+	b := base{Title: title, Window: w, Windows: windows, Path: path, Refresh: 30, GeneratedAt: time.Now()}
+	b.Backfill, b.BackfillAt, _ = r.Backfilling(ctx)
+	return b
+}
+
+type serviceRow struct {
+	logger.ServiceSummary
+	Health health.TargetState
+	Known  bool // in the health snapshot
+	SLO    logger.SLOReport
+	HasSLO bool
+}
+
+type overview struct {
+	base
+	Services []serviceRow
 	Requests chart
 	Latency  chart
 	Health   health.Snapshot
 	Errors   []logger.Record
-	Trace    []logger.Record
-	TraceID  string
+	SLOAt    time.Time
+	SLOErr   error
 }
 
-var windows = map[string]time.Duration{"1h": time.Hour, "24h": 24 * time.Hour}
-
-func (d *dashboard) index(c echo.Context) error {
-	name := c.QueryParam("window")
-	if name == "" {
-		name = "1h"
+func (d *dashboard) overview(c echo.Context) error {
+	w, err := windowNamed(c.QueryParam("window"))
+	if err != nil {
+		return err
 	}
-	window, ok := windows[name]
-	if !ok {
-		return echo.NewHTTPError(http.StatusBadRequest, "window must be 1h or 24h")
-	}
-	ctx := c.Request().Context()
-	since := d.now().Add(-window)
-	v := view{Window: name, Windows: []string{"1h", "24h"}, Health: d.mon.Snapshot()}
 	r, err := d.reader()
 	if err != nil {
 		return err
 	}
-	if v.Services, err = r.Summary(ctx, since); err != nil {
+	ctx := c.Request().Context()
+	since := time.Now().Add(-w.D)
+	v := overview{base: d.base(ctx, r, "Flotilla fleet", w, "/"), Health: d.mon.Snapshot()}
+	sums, err := r.Summary(ctx, since)
+	if err != nil {
 		return err
 	}
-	if v.Requests, v.Latency, err = d.charts(ctx, since, window); err != nil {
+	series, err := r.Series(ctx, since, w.Step, logger.FleetTotal())
+	if err != nil {
 		return err
 	}
-	if v.Errors, err = r.Requests(ctx, logger.Query{Since: since, MinStatus: 500, Limit: 20, Newest: true}); err != nil {
+	v.Requests = requestsChart("chart-requests", one(series, since, w.Step))
+	v.Latency = latencyChart("chart-latency", one(series, since, w.Step))
+	if v.Errors, err = recentErrors(ctx, r, logger.Query{Since: since, MinStatus: 400, Limit: 15}); err != nil {
 		return err
 	}
-	slices.Reverse(v.Errors) // newest first
-	if id := c.QueryParam("trace"); id != "" {
-		v.TraceID = id
-		if v.Trace, err = r.ByTrace(ctx, id); err != nil {
-			return err
+	slos, at, sloErr := d.sloBy()
+	v.SLOAt, v.SLOErr = at, sloErr
+	states := map[string]health.TargetState{}
+	for _, t := range v.Health.Targets {
+		states[t.Name] = t
+	}
+	seen := map[string]bool{}
+	for _, s := range sums {
+		row := serviceRow{ServiceSummary: s}
+		row.Health, row.Known = states[s.Service]
+		row.SLO, row.HasSLO = slos[s.Service]
+		v.Services = append(v.Services, row)
+		seen[s.Service] = true
+	}
+	for _, name := range d.services { // quiet services of the map are rows too
+		if !seen[name] {
+			row := serviceRow{ServiceSummary: logger.ServiceSummary{Service: name}}
+			row.Health, row.Known = states[name]
+			row.SLO, row.HasSLO = slos[name]
+			v.Services = append(v.Services, row)
 		}
 	}
-	c.Response().Header().Set("Content-Type", "text/html; charset=utf-8")
-	return page.Execute(c.Response(), v)
+	slices.SortFunc(v.Services, func(a, b serviceRow) int { return strings.Compare(a.Service, b.Service) })
+	return render(c, "overview", v)
 }
 
-// charts returns requests per bucket and the slowest request per bucket,
-// in 60 buckets over the window, as SVG bars in a 600×120 box.
-func (d *dashboard) charts(ctx context.Context, since time.Time, window time.Duration) (chart, chart, error) {
-	const n, width, height = 60, 600.0, 120.0
-	step := window.Microseconds() / n
-	rows, err := d.db.QueryContext(ctx,
-		`SELECT (ts - ?) / ?, count(*), max(duration_us) FROM requests WHERE ts >= ? GROUP BY 1`,
-		since.UnixMicro(), step, since.UnixMicro())
+// one returns the only series of a FleetTotal or ForServices query, or an
+// empty one over the same steps.
+func one(series []logger.Series, since time.Time, step time.Duration) logger.Series {
+	if len(series) > 0 {
+		return series[0]
+	}
+	start := since.Truncate(step)
+	return logger.Series{Start: start, Step: step, Points: make([]logger.Point, int(time.Since(start)/step)+1)}
+}
+
+// recentErrors returns the newest rows q selects, newest first.
+func recentErrors(ctx context.Context, r *logger.Reader, q logger.Query) ([]logger.Record, error) {
+	q.Newest = true
+	rows, err := r.Requests(ctx, q)
+	slices.Reverse(rows)
+	return rows, err
+}
+
+type servicePage struct {
+	base
+	Service  logger.ServiceSummary
+	Health   health.TargetState
+	Known    bool
+	SLO      logger.SLOReport
+	HasSLO   bool
+	Routes   []logger.ServiceSummary
+	Slowest  []logger.ServiceSummary
+	Statuses []statusCount
+	Classes  []statusCount
+	Requests chart
+	Latency  chart
+	Errors   []logger.Record
+}
+
+type statusCount struct {
+	Status int
+	Name   string
+	N      int64
+}
+
+func (d *dashboard) service(c echo.Context) error {
+	name := c.Param("name")
+	w, err := windowNamed(c.QueryParam("window"))
 	if err != nil {
-		return chart{}, chart{}, err
+		return err
 	}
-	defer rows.Close()
-	counts, slowest := make([]float64, n), make([]float64, n)
-	for rows.Next() {
-		var b int
-		var cnt, dur float64
-		if err := rows.Scan(&b, &cnt, &dur); err != nil {
-			return chart{}, chart{}, err
+	if _, ok := d.reg.Service(name); !ok && !slices.Contains(d.services, name) {
+		r, err := d.reader()
+		if err != nil {
+			return err
 		}
-		if b >= 0 && b < n {
-			counts[b], slowest[b] = cnt, dur/1000
+		if sums, _ := r.Summary(c.Request().Context(), time.Now().Add(-30*24*time.Hour), logger.ForServices(name)); len(sums) == 0 {
+			return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("no service %q in the port map or the log", name))
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return chart{}, chart{}, err
+	r, err := d.reader()
+	if err != nil {
+		return err
 	}
-	bars := func(title, unit string, ys []float64) chart {
-		top := math.Max(slices.Max(ys), 1)
-		ch := chart{Title: title, Max: fmt.Sprintf("%.0f %s", top, unit)}
-		for i, y := range ys {
-			h := height * y / top
-			ch.Bars = append(ch.Bars, bucket{X: float64(i) * width / n, Y: height - h, W: width/n - 1, H: h,
-				Label: fmt.Sprintf("%s: %.0f %s", since.Add(time.Duration(int64(i)*step)*time.Microsecond).UTC().Format("15:04"), y, unit)})
+	ctx := c.Request().Context()
+	since := time.Now().Add(-w.D)
+	v := servicePage{base: d.base(ctx, r, name, w, "/service/"+name)}
+	v.Service.Service = name
+	sums, err := r.Summary(ctx, since, logger.ForServices(name))
+	if err != nil {
+		return err
+	}
+	if len(sums) > 0 {
+		v.Service = sums[0]
+	}
+	if v.Routes, err = r.Summary(ctx, since, logger.ForServices(name), logger.ByRoute()); err != nil {
+		return err
+	}
+	slices.SortFunc(v.Routes, func(a, b logger.ServiceSummary) int { return cmp.Compare(b.Hits, a.Hits) })
+	v.Slowest = slices.Clone(v.Routes)
+	slices.SortFunc(v.Slowest, func(a, b logger.ServiceSummary) int { return cmp.Compare(b.P95, a.P95) })
+	v.Slowest = v.Slowest[:min(5, len(v.Slowest))]
+	for st, n := range v.Service.Statuses {
+		v.Statuses = append(v.Statuses, statusCount{Status: st, N: n, Name: http.StatusText(st)})
+	}
+	slices.SortFunc(v.Statuses, func(a, b statusCount) int { return a.Status - b.Status })
+	classes := map[int]int64{}
+	for _, s := range v.Statuses {
+		classes[s.Status/100] += s.N
+	}
+	for cl := 1; cl <= 5; cl++ {
+		v.Classes = append(v.Classes, statusCount{Status: cl, Name: fmt.Sprintf("%dxx", cl), N: classes[cl]})
+	}
+	series, err := r.Series(ctx, since, w.ServiceStep, logger.ForServices(name))
+	if err != nil {
+		return err
+	}
+	v.Requests = requestsChart("chart-requests", one(series, since, w.ServiceStep))
+	v.Latency = latencyChart("chart-latency", one(series, since, w.ServiceStep))
+	if v.Errors, err = recentErrors(ctx, r, logger.Query{Since: since, Services: []string{name}, MinStatus: 400, Limit: 15}); err != nil {
+		return err
+	}
+	for _, t := range d.mon.Snapshot().Targets {
+		if t.Name == name {
+			v.Health, v.Known = t, true
 		}
-		return ch
 	}
-	return bars("Requests", "req", counts), bars("Slowest request", "ms", slowest), nil
+	slos, _, _ := d.sloBy()
+	v.SLO, v.HasSLO = slos[name]
+	return render(c, "service", v)
+}
+
+type errorsPage struct {
+	base
+	Services        []string
+	Service, Class  string
+	Route           string
+	Rows            []logger.Record
+	Limit           int
+	ServiceSelected map[string]bool
+}
+
+// errorClasses are the filters of the errors page.
+var errorClasses = map[string]logger.Query{
+	"":       {MinStatus: 400},
+	"4xx":    {MinStatus: 400, MaxStatus: 499},
+	"5xx":    {MinStatus: 500},
+	"failed": {Failed: true},
+}
+
+func (d *dashboard) errors(c echo.Context) error {
+	w, err := windowNamed(c.QueryParam("window"))
+	if err != nil {
+		return err
+	}
+	class := c.QueryParam("class")
+	q, ok := errorClasses[class]
+	if !ok {
+		return echo.NewHTTPError(http.StatusBadRequest, "class must be 4xx, 5xx or failed (or empty for 4xx and 5xx)")
+	}
+	r, err := d.reader()
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	v := errorsPage{base: d.base(ctx, r, "Recent errors", w, "/errors"), Services: d.services, Class: class,
+		Service: c.QueryParam("service"), Route: c.QueryParam("route"), Limit: 100}
+	v.Query = fmt.Sprintf("&service=%s&class=%s&route=%s", templateQuery(v.Service), templateQuery(class), templateQuery(v.Route))
+	q.Since, q.Limit, q.Route = time.Now().Add(-w.D), v.Limit, v.Route
+	if v.Service != "" {
+		q.Services = []string{v.Service}
+	}
+	if v.Rows, err = recentErrors(ctx, r, q); err != nil {
+		return err
+	}
+	return render(c, "errors", v)
+}
+
+func templateQuery(s string) string { return template.URLQueryEscaper(s) }
+
+type tracePage struct {
+	base
+	ID    string
+	Spans []span
+	Total time.Duration
+	Ticks []traceTick
+}
+
+type span struct {
+	logger.Record
+	Left, Width float64 // % of the trace's span
+	Offset      time.Duration
+}
+
+type traceTick struct {
+	Left  float64
+	Label string
+}
+
+func (d *dashboard) trace(c echo.Context) error {
+	r, err := d.reader()
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	id, err := r.FindTrace(ctx, c.Param("id"), time.Now().Add(-24*time.Hour))
+	if errors.Is(err, logger.ErrNotFound) {
+		return echo.NewHTTPError(http.StatusNotFound, err.Error())
+	}
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	rows, err := r.ByTrace(ctx, id)
+	if err != nil {
+		return err
+	}
+	w, _ := windowNamed("")
+	v := tracePage{base: d.base(ctx, r, "Trace "+id, w, ""), ID: id}
+	v.Refresh = 0
+	if len(rows) > 0 {
+		t0, end := rows[0].Time, rows[0].Time
+		for _, row := range rows {
+			if e := row.Time.Add(row.Duration); e.After(end) {
+				end = e
+			}
+		}
+		v.Total = max(end.Sub(t0), time.Microsecond)
+		for _, row := range rows {
+			off := row.Time.Sub(t0)
+			v.Spans = append(v.Spans, span{Record: row, Offset: off,
+				Left:  100 * float64(off) / float64(v.Total),
+				Width: max(100*float64(row.Duration)/float64(v.Total), 0.4)})
+		}
+		for i := 0; i <= 4; i++ {
+			v.Ticks = append(v.Ticks, traceTick{Left: float64(i) * 25, Label: trimFloat(ms(v.Total*time.Duration(i)/4)) + " ms"})
+		}
+	}
+	return render(c, "trace", v)
+}
+
+func render(c echo.Context, name string, v any) error {
+	var b strings.Builder
+	if err := pages.ExecuteTemplate(&b, name, v); err != nil {
+		return err
+	}
+	return c.HTML(http.StatusOK, b.String())
 }

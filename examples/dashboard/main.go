@@ -1,19 +1,28 @@
-// Command dashboard is one HTML page over the fleet's shared request log
-// and its health: per-service hits, error rate and latency percentiles for
-// the last hour or day, server-rendered SVG charts, a health table of every
-// service in the port map, recent errors, and every row of one trace. No
-// front-end build step.
+// Command dashboard is the fleet's pages over its shared request log, its
+// health and its objectives, server-rendered with no front-end build step:
+//
+//	/                   every service: hits, 4xx, 5xx, p50/p95/p99, SLO budget
+//	                    left; the fleet's requests and latency over time;
+//	                    health with reasons; recent errors
+//	/service/NAME       one service: its routes, statuses, latency over time,
+//	                    slowest routes and recent errors
+//	/errors             recent 4xx, 5xx and handler errors, filtered
+//	/trace/ID           one request across the fleet, as a waterfall
+//
+// Every page takes ?window=1h|24h|7d|30d and refreshes itself every 30 s.
+// It reads the log's rollups, so a 30-day view costs about what an hour's
+// does. The health monitor it runs also alerts when an objective burns its
+// error budget (fast and slow burn), through the same sinks as down
+// services.
 package main
 
 import (
 	"context"
-	"database/sql"
 	"log"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/flotilla-go/flotilla/discovery"
 	"github.com/flotilla-go/flotilla/health"
@@ -21,27 +30,26 @@ import (
 )
 
 // newApp returns the dashboard's routes over the log at dbPath and the
-// services of reg.
-func newApp(reg *discovery.Registry, dbPath string, mon *health.Monitor) (*echo.Echo, func(), error) {
-	db, err := sql.Open("sqlite3", "file:"+dbPath+"?mode=ro&_busy_timeout=5000")
-	if err != nil {
-		return nil, nil, err
-	}
-	d := &dashboard{path: dbPath, db: db, mon: mon, now: time.Now}
-	app := echo.New()
-	app.GET("/", d.index)
-	return app, d.close, nil
-}
-
-func monitor(reg *discovery.Registry) *health.Monitor {
+// services of reg, and the monitor of their health and objectives.
+func newApp(reg *discovery.Registry, dbPath string, opts ...health.MonitorOption) (*echo.Echo, *health.Monitor, func()) {
+	d := &dashboard{path: dbPath, reg: reg}
 	client := &http.Client{Transport: reg.Transport(nil, discovery.WithStrictNames())}
 	var targets []health.Target
 	for _, s := range reg.Services() {
+		d.services = append(d.services, s.Name)
 		if s.Endpoint.Network != "srv" && s.Name != "dashboard" {
 			targets = append(targets, health.Target{Name: s.Name, URL: "http://" + s.Name + s.Health, Client: client})
 		}
 	}
-	return health.NewMonitor(targets, health.WithInterval(10*time.Second), health.WithProbeTimeout(2*time.Second))
+	opts = append([]health.MonitorOption{health.WithInterval(10 * time.Second), health.WithProbeTimeout(2 * time.Second),
+		health.WithBurnSource(d.burns)}, opts...)
+	d.mon = health.NewMonitor(targets, opts...)
+	app := echo.New()
+	app.GET("/", d.overview)
+	app.GET("/service/:name", d.service)
+	app.GET("/errors", d.errors)
+	app.GET("/trace/:id", d.trace)
+	return app, d.mon, d.close
 }
 
 func main() {
@@ -53,11 +61,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	mon := monitor(reg)
-	app, _, err := newApp(reg, dbPath, mon) // it only reads: nothing to flush at exit
-	if err != nil {
-		log.Fatal(err)
-	}
+	app, mon, _ := newApp(reg, dbPath) // it only reads: nothing to flush at exit
 	go mon.Run(context.Background())
 	platform.Main(app, "dashboard")
 }
