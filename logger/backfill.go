@@ -111,7 +111,7 @@ func (s *Store) backfillStep(ctx context.Context, n int) (done bool, rows int64,
 		}
 		st := &sqlRollups{ctx: ctx, tx: tx}
 		defer st.close()
-		damaged, err := applyRollups(st, agg.rows())
+		damaged, err := applyRollups(st, &agg)
 		if err != nil {
 			return false, 0, err
 		}
@@ -172,6 +172,7 @@ func (s *Store) RebuildRollups(ctx context.Context) (int64, error) {
 	}{
 		{`DELETE FROM rollups WHERE ts >= ?`, []any{from}},
 		{`DELETE FROM service_rollups WHERE ts >= ?`, []any{from}},
+		{`UPDATE rollup_marks SET hours = min(hours, ?), days = min(days, ?)`, []any{from, from}},
 		{`INSERT OR REPLACE INTO rollup_backfill (id, next_id, end_id, since) VALUES (1, ?, ?, ?)`, []any{minID.Int64, maxID.Int64, from}},
 	}
 	for _, st := range stmts {
@@ -199,8 +200,8 @@ func (r *Reader) Backfilling(ctx context.Context) (rows int64, since time.Time, 
 }
 
 // runBackfill does the pending backfill at start, whenever RebuildRollups
-// asks, and every minute (another process may have asked), until the Store
-// closes.
+// asks, and every minute (another process may have asked), and compacts the
+// rollups every minute, until the Store closes.
 func (s *Store) runBackfill() {
 	defer close(s.backfillEnd)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -219,6 +220,9 @@ func (s *Store) runBackfill() {
 			if _, err := s.Backfill(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("request log: rollup backfill failed; retrying in a minute", "path", s.path, "err", err)
 			}
+		}
+		if _, err := s.CompactRollups(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("request log: rollup compaction failed; retrying in a minute", "path", s.path, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -284,6 +288,20 @@ func (t *sqlRollups) load(k *rollupKey, v *rollupVal) (bool, error) {
 		return true, fmt.Errorf("%w: %w", ErrRollupsDamaged, err)
 	}
 	return true, nil
+}
+
+func (t *sqlRollups) marks(service string) (marks, bool, error) {
+	var m marks
+	err := t.tx.QueryRowContext(t.ctx, marksLoadSQL, service).Scan(&m.hours, &m.days)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, false, nil
+	}
+	return m, err == nil, err
+}
+
+func (t *sqlRollups) setMarks(service string, m marks) error {
+	_, err := t.tx.ExecContext(t.ctx, marksSaveSQL, service, m.hours, m.days)
+	return err
 }
 
 func (t *sqlRollups) save(k *rollupKey, v *rollupVal) error {

@@ -137,6 +137,33 @@ static int fl_rollup_load(sqlite3 *db, sqlite3_stmt *st, const int64_t *k, const
 	return rc == FL_DONE ? 0 : sqlite3_extended_errcode(db);
 }
 
+// fl_marks_load reads a service's compaction marks into m (hours, days).
+static int fl_marks_load(sqlite3 *db, sqlite3_stmt *st, const char *svc, int svcn, int64_t *m, int *found) {
+	int rc = sqlite3_bind_text(st, 1, svc, svcn, 0);
+	if (rc != 0) { sqlite3_reset(st); return rc; }
+	rc = sqlite3_step(st);
+	*found = 0;
+	if (rc == FL_ROW) {
+		*found = 1;
+		m[0] = sqlite3_column_int64(st, 0);
+		m[1] = sqlite3_column_int64(st, 1);
+		rc = FL_DONE;
+	}
+	sqlite3_reset(st);
+	return rc == FL_DONE ? 0 : sqlite3_extended_errcode(db);
+}
+
+// fl_marks_save stores a service's compaction marks.
+static int fl_marks_save(sqlite3 *db, sqlite3_stmt *st, const char *svc, int svcn, int64_t hours, int64_t days) {
+	int rc = sqlite3_bind_text(st, 1, svc, svcn, 0);
+	if (rc == 0) rc = sqlite3_bind_int64(st, 2, hours);
+	if (rc == 0) rc = sqlite3_bind_int64(st, 3, days);
+	if (rc != 0) { sqlite3_reset(st); return rc; }
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == FL_DONE ? 0 : sqlite3_extended_errcode(db);
+}
+
 // fl_rollup_save stores a key's row: v holds its six integers.
 static int fl_rollup_save(sqlite3 *db, sqlite3_stmt *st, const int64_t *k, const char *svc, int svcn, const char *m, int mn, const char *r, int rn,
 		const int64_t *v, const char *hist, int histn) {
@@ -177,6 +204,8 @@ type batchConn struct {
 	meta []int64
 
 	loadSt, saveSt [2]*C.sqlite3_stmt // rollup rows, by rollupKey.table
+	marksLoad      *C.sqlite3_stmt
+	marksSave      *C.sqlite3_stmt
 	agg            rollupAgg
 	hbuf           []byte // a stored histogram, read
 	jbuf           []byte // a histogram to store
@@ -217,7 +246,8 @@ func openBatchConn(path string, o *options) (*batchConn, error) {
 		stmt **C.sqlite3_stmt
 	}{{insertSQL(1), &b.stmt},
 		{rollupLoadSQL(rollupTables[0]), &b.loadSt[0]}, {rollupSaveSQL(rollupTables[0]), &b.saveSt[0]},
-		{rollupLoadSQL(rollupTables[1]), &b.loadSt[1]}, {rollupSaveSQL(rollupTables[1]), &b.saveSt[1]}} {
+		{rollupLoadSQL(rollupTables[1]), &b.loadSt[1]}, {rollupSaveSQL(rollupTables[1]), &b.saveSt[1]},
+		{marksLoadSQL, &b.marksLoad}, {marksSaveSQL, &b.marksSave}} {
 		q := C.CString(p.sql)
 		rc := C.sqlite3_prepare_v2(b.db, q, -1, p.stmt, nil)
 		C.free(unsafe.Pointer(q))
@@ -274,6 +304,23 @@ func (b *batchConn) load(k *rollupKey, v *rollupVal) (bool, error) {
 	return true, nil
 }
 
+// marks implements rollupTx on the writer's connection.
+func (b *batchConn) marks(service string) (marks, bool, error) {
+	svc, svcn := cText(service)
+	var m [2]C.int64_t
+	var found C.int
+	if err := b.err("load marks", C.fl_marks_load(b.db, b.marksLoad, svc, svcn, &m[0], &found)); err != nil {
+		return marks{}, false, err
+	}
+	return marks{hours: int64(m[0]), days: int64(m[1])}, found != 0, nil
+}
+
+// setMarks implements rollupTx on the writer's connection.
+func (b *batchConn) setMarks(service string, m marks) error {
+	svc, svcn := cText(service)
+	return b.err("save marks", C.fl_marks_save(b.db, b.marksSave, svc, svcn, C.int64_t(m.hours), C.int64_t(m.days)))
+}
+
 // save implements rollupTx on the writer's connection.
 func (b *batchConn) save(k *rollupKey, v *rollupVal) error {
 	key, svc, svcn, m, mn, r, rn := keyArgs(k)
@@ -310,7 +357,7 @@ func (b *batchConn) insert(recs []Record) (err error) {
 	}
 	b.agg.reset()
 	b.agg.addRecords(recs, time.Now())
-	if b.damaged, err = applyRollups(b, b.agg.rows()); err != nil {
+	if b.damaged, err = applyRollups(b, &b.agg); err != nil {
 		return err
 	}
 	return b.exec("COMMIT")
@@ -353,7 +400,7 @@ func (b *batchConn) close() error {
 			b.busy = nil
 		}
 	}()
-	for _, st := range []**C.sqlite3_stmt{&b.stmt, &b.loadSt[0], &b.saveSt[0], &b.loadSt[1], &b.saveSt[1]} {
+	for _, st := range []**C.sqlite3_stmt{&b.stmt, &b.loadSt[0], &b.saveSt[0], &b.loadSt[1], &b.saveSt[1], &b.marksLoad, &b.marksSave} {
 		if *st != nil {
 			C.sqlite3_finalize(*st)
 			*st = nil

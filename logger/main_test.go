@@ -115,6 +115,9 @@ func child(mode string) int {
 	return 2
 }
 
+// routes are the route templates of testRecord.
+var routes = []string{"/items/:id", "/items", "/users/:id", "/users", "/orders/:id", "/orders", "/search", "/"}
+
 // testRecord is record i of service; its RequestID is "<service>-<i>".
 func testRecord(service string, i int) logger.Record {
 	return logger.Record{
@@ -122,7 +125,7 @@ func testRecord(service string, i int) logger.Record {
 		Service:   service,
 		Method:    "GET",
 		Path:      "/items/" + strconv.Itoa(i),
-		Route:     "/items/:id",
+		Route:     routes[i%len(routes)], // a service of 8 routes
 		Status:    200 + i%5*100,
 		Duration:  time.Duration(i%1000) * time.Microsecond,
 		BytesOut:  int64(i),

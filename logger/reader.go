@@ -286,57 +286,6 @@ func (r *Reader) ByTrace(ctx context.Context, traceID string) ([]Record, error) 
 	return out, nil
 }
 
-// Activity is how many requests one service answered in each step of a
-// window, for charts: Counts[i] covers [Start+i*Step, Start+(i+1)*Step).
-type Activity struct {
-	Service string
-	Start   time.Time
-	Step    time.Duration
-	Counts  []int64
-}
-
-// Activity returns, for every service with requests since since, its
-// request count per step up to now, from the covering index.
-func (r *Reader) Activity(ctx context.Context, since time.Time, step time.Duration) ([]Activity, error) {
-	if step <= 0 {
-		return nil, fmt.Errorf("logger: activity: step %v must be positive", step)
-	}
-	n := int(time.Since(since)/step) + 1
-	rows, err := r.db.QueryContext(ctx,
-		`SELECT service, (ts - ?) / ?, count(*) FROM requests INDEXED BY requests_ts_cover WHERE ts >= ? GROUP BY 1, 2`,
-		since.UnixMicro(), step.Microseconds(), since.UnixMicro())
-	if err != nil {
-		return nil, fmt.Errorf("logger: activity: %w", err)
-	}
-	defer rows.Close()
-	by := map[string]*Activity{}
-	var out []Activity
-	for rows.Next() {
-		var (
-			svc      string
-			i, count int64
-		)
-		if err := rows.Scan(&svc, &i, &count); err != nil {
-			return nil, fmt.Errorf("logger: activity: %w", err)
-		}
-		a := by[svc]
-		if a == nil {
-			a = &Activity{Service: svc, Start: since, Step: step, Counts: make([]int64, n)}
-			by[svc] = a
-		}
-		if i >= 0 && int(i) < n {
-			a.Counts[i] += count
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("logger: activity: %w", err)
-	}
-	for _, a := range by {
-		out = append(out, *a)
-	}
-	return out, nil
-}
-
 func (r *Reader) scan(ctx context.Context, stmt string, args ...any) ([]Record, error) {
 	rows, err := r.db.QueryContext(ctx, stmt, args...)
 	if err != nil {

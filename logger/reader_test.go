@@ -219,22 +219,3 @@ func TestReader_FindTrace(t *testing.T) {
 	assert.True(t, errors.Is(err, logger.ErrNotFound), "%v", err)
 	assert.ErrorContains(t, err, `"nothing"`)
 }
-
-func TestReader_Activity(t *testing.T) {
-	s, path := openStore(t)
-	start := time.Now().Add(-3 * time.Minute).Truncate(time.Minute)
-	for i := range 6 {
-		rec := testRecord("a", i)
-		rec.Time = start.Add(time.Duration(i/2) * time.Minute) // 2 per minute
-		s.Log(rec)
-	}
-	require.NoError(t, s.Flush(context.Background()))
-	got, err := openReader(t, path).Activity(context.Background(), start, time.Minute)
-	require.NoError(t, err)
-	require.Len(t, got, 1)
-	assert.Equal(t, "a", got[0].Service)
-	assert.Equal(t, []int64{2, 2, 2}, got[0].Counts[:3])
-	for _, c := range got[0].Counts[3:] {
-		assert.Zero(t, c)
-	}
-}

@@ -64,10 +64,13 @@ func (s *Store) PruneRollups(ctx context.Context, now time.Time) (int64, error) 
 			keep = min(keep, HourRollupRetention)
 		}
 		before := now.Add(-keep).Unix()
+		// Minutes and hours go only once compacted into the next level.
+		compacted := map[int64]string{levelMinute: "hours", levelHour: "days", levelDay: "ts + 1"}[l]
 		for _, table := range rollupTables {
 			for {
 				res, err := s.wdb.ExecContext(ctx, `DELETE FROM `+table+` WHERE (level, ts, service, method, route, status) IN
-					(SELECT level, ts, service, method, route, status FROM `+table+` WHERE level = ? AND ts < ? LIMIT ?)`,
+					(SELECT level, ts, service, method, route, status FROM `+table+` t WHERE level = ? AND ts < ?
+					AND ts < coalesce((SELECT `+compacted+` FROM rollup_marks m WHERE m.service = t.service), 0) LIMIT ?)`,
 					l, before, PruneChunk)
 				if err != nil {
 					return total, fmt.Errorf("logger: prune rollups of %s: %w", s.path, err)

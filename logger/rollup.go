@@ -3,6 +3,7 @@ package logger
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -17,10 +18,12 @@ var levels = [...]int64{levelMinute, levelHour, levelDay}
 
 // Retention of the rollup levels. Day rows are kept for the Store's rollup
 // retention (DefaultRollupRetention); minute and hour rows for at most
-// these, as only the edges of a long window and the fine charts need them.
+// these, as only the edges of a window and the finer charts need them, and
+// never before they are compacted into the next level.
 const (
-	// MinuteRollupRetention is how long per-minute rollups are kept.
-	MinuteRollupRetention = 8 * 24 * time.Hour
+	// MinuteRollupRetention is how long per-minute rollups are kept: a
+	// day's charts per quarter hour, and the last hours' burn rates.
+	MinuteRollupRetention = 48 * time.Hour
 	// HourRollupRetention is how long per-hour rollups are kept.
 	HourRollupRetention = 35 * 24 * time.Hour
 )
@@ -129,16 +132,27 @@ func (a *rollupAgg) addRecords(recs []Record, now time.Time) {
 	}
 }
 
-// rows returns the batch's sums at every level, per route and per service:
-// each minute's, and the hour's and day's they add to.
-func (a *rollupAgg) rows() map[rollupKey]*rollupVal {
-	out := make(map[rollupKey]*rollupVal, len(a.minutes)*4)
+// marks are how far a service's rollups are compacted: its hour rollups
+// are complete for every hour before hours, its day rollups for every day
+// before days. Minute rollups are always complete: each batch writes them.
+type marks struct{ hours, days int64 }
+
+// rows returns the batch's sums, per route and per service: each minute's,
+// and, for a minute in an hour (or a day) its service's rollups are already
+// compacted past, the hour's (and day's) it adds to, so that a late row
+// (long queued, or timed before a clock step, or backfilled) is counted at
+// every level.
+func (a *rollupAgg) rows(marksOf func(service string) marks) map[rollupKey]*rollupVal {
+	out := make(map[rollupKey]*rollupVal, len(a.minutes)*2)
 	for k, v := range a.minutes {
-		out[k] = v
-		for i := 1; i < 2*len(levels); i++ { // i = 0 is the minute itself
+		m := marksOf(k.service)
+		for i := range 2 * len(levels) {
 			l := levels[i%len(levels)]
 			c := k
 			c.level, c.ts = l, floorTo(k.ts, l)
+			if (l == levelHour && c.ts >= m.hours) || (l == levelDay && c.ts >= m.days) {
+				continue // compaction will count it
+			}
 			if i >= len(levels) {
 				c.table, c.method, c.route = 1, "", ""
 			}
@@ -156,8 +170,37 @@ func (a *rollupAgg) rows() map[rollupKey]*rollupVal {
 
 func (a *rollupAgg) reset() { clear(a.minutes) }
 
+// firstMinute returns the earliest minute of service in the batch.
+func (a *rollupAgg) firstMinute(service string) int64 {
+	first := int64(math.MaxInt64)
+	for k := range a.minutes {
+		if k.service == service {
+			first = min(first, k.ts)
+		}
+	}
+	return first
+}
+
+// services returns the services of the batch.
+func (a *rollupAgg) services() []string {
+	seen := map[string]bool{}
+	var out []string
+	for k := range a.minutes {
+		if !seen[k.service] {
+			seen[k.service] = true
+			out = append(out, k.service)
+		}
+	}
+	return out
+}
+
 // rollupTx reads and writes rollup rows inside a write transaction.
 type rollupTx interface {
+	// marks returns how far service's rollups are compacted, reporting
+	// whether it has marks yet.
+	marks(service string) (marks, bool, error)
+	// setMarks stores them.
+	setMarks(service string, m marks) error
 	// load fills v with the stored row of k, reporting whether there is
 	// one. A row that cannot be read is ErrRollupsDamaged.
 	load(k *rollupKey, v *rollupVal) (bool, error)
@@ -165,12 +208,29 @@ type rollupTx interface {
 	save(k *rollupKey, v *rollupVal) error
 }
 
-// applyRollups adds the batch's sums to the stored rows. A stored row that
-// is damaged is left as it is, for the queries to refuse and a rebuild to
-// replace, and counted in the returned number.
-func applyRollups(tx rollupTx, rows map[rollupKey]*rollupVal) (damaged int, err error) {
+// applyRollups adds the batch's sums to the stored rows. A service seen for
+// the first time gets marks at its first minute: nothing before it needs
+// compacting. A stored row that is damaged is left as it is, for the
+// queries to refuse and a rebuild to replace, and counted in the returned
+// number.
+func applyRollups(tx rollupTx, a *rollupAgg) (damaged int, err error) {
+	byService := map[string]marks{}
+	for _, svc := range a.services() {
+		m, found, err := tx.marks(svc)
+		if err != nil {
+			return 0, err
+		}
+		if !found {
+			first := a.firstMinute(svc)
+			m = marks{hours: floorTo(first, levelHour), days: floorTo(first, levelDay)}
+			if err := tx.setMarks(svc, m); err != nil {
+				return 0, err
+			}
+		}
+		byService[svc] = m
+	}
 	var cur rollupVal
-	for k, v := range rows {
+	for k, v := range a.rows(func(s string) marks { return byService[s] }) {
 		cur.count, cur.failed, cur.bytesIn, cur.bytesOut, cur.durUS, cur.maxUS = 0, 0, 0, 0, 0, 0
 		cur.hist = cur.hist[:0]
 		found, err := tx.load(&k, &cur)
@@ -222,6 +282,11 @@ func rollupLoadSQL(table string) string {
 	return `SELECT count, failed, bytes_in, bytes_out, duration_us, max_us, hist FROM ` + table + `
 		WHERE level = ? AND ts = ? AND service = ? AND method = ? AND route = ? AND status = ?`
 }
+
+const (
+	marksLoadSQL = `SELECT hours, days FROM rollup_marks WHERE service = ?`
+	marksSaveSQL = `INSERT OR REPLACE INTO rollup_marks (service, hours, days) VALUES (?, ?, ?)`
+)
 
 func rollupSaveSQL(table string) string {
 	return `INSERT OR REPLACE INTO ` + table + ` (level, ts, service, method, route, status,

@@ -14,20 +14,25 @@ import (
 	"github.com/flotilla-go/flotilla/logger"
 )
 
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	Query(q string, args ...any) (*sql.Rows, error)
+}
+
 // rollupCounts returns the requests per bucket start, service and status
 // that the rollups of level in table hold.
-func rollupCounts(t testing.TB, db *sql.DB, table string, level int) map[string]int64 {
+func rollupCounts(t testing.TB, db querier, table string, level int) map[string]int64 {
 	t.Helper()
 	return groupCounts(t, db, `SELECT ts, service, status, sum(count), sum(failed), sum(bytes_out) FROM `+table+` WHERE level = ? GROUP BY 1, 2, 3`, level)
 }
 
 // rawCounts returns the same from the raw rows.
-func rawCounts(t testing.TB, db *sql.DB, level int) map[string]int64 {
+func rawCounts(t testing.TB, db querier, level int) map[string]int64 {
 	t.Helper()
 	return groupCounts(t, db, `SELECT ts / 1000000 / ? * ?, service, status, count(*), sum(error <> ''), sum(bytes_out) FROM requests GROUP BY 1, 2, 3`, level, level)
 }
 
-func groupCounts(t testing.TB, db *sql.DB, q string, args ...any) map[string]int64 {
+func groupCounts(t testing.TB, db querier, q string, args ...any) map[string]int64 {
 	rows, err := db.Query(q, args...)
 	require.NoError(t, err)
 	defer rows.Close()
@@ -45,18 +50,40 @@ func groupCounts(t testing.TB, db *sql.DB, q string, args ...any) map[string]int
 	return out
 }
 
-// rollupsMatchRaw requires that every level of both rollup tables counts
-// exactly the raw rows of each of its buckets.
-func rollupsMatchRaw(t testing.TB, db *sql.DB) {
+// rollupsMatchRaw requires that both rollup tables count exactly the raw
+// rows of each of their buckets: every minute, and the hours and days
+// compacted so far (before each service's marks), read in one snapshot.
+func rollupsMatchRaw(t testing.TB, sdb *sql.DB) {
 	t.Helper()
-	for _, level := range []int{60, 3600, 86400} {
+	db, err := sdb.Begin()
+	require.NoError(t, err)
+	defer db.Rollback()
+	marks := map[string][2]int64{}
+	rows, err := db.Query(`SELECT service, hours, days FROM rollup_marks`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var svc string
+		var h, d int64
+		require.NoError(t, rows.Scan(&svc, &h, &d))
+		marks[svc] = [2]int64{h, d}
+	}
+	require.NoError(t, rows.Close())
+	for i, level := range []int{60, 3600, 86400} {
 		raw := rawCounts(t, db, level)
+		for k := range raw {
+			var ts int64
+			var svc string
+			fmt.Sscanf(k, "%d %s", &ts, &svc)
+			if i > 0 && ts >= marks[svc][i-1] {
+				delete(raw, k) // not compacted yet
+			}
+		}
 		for _, table := range []string{"rollups", "service_rollups"} {
 			require.Equal(t, raw, rollupCounts(t, db, table, level), "%s, level %d", table, level)
 		}
 	}
 	var keyed int
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM service_rollups WHERE method <> '' OR route <> ''`).Scan(&keyed))
+	require.NoError(t, sdb.QueryRow(`SELECT count(*) FROM service_rollups WHERE method <> '' OR route <> ''`).Scan(&keyed))
 	require.Zero(t, keyed, "service_rollups are per service and status alone")
 }
 
@@ -257,19 +284,27 @@ func TestSeries_PerMinuteAndFleet(t *testing.T) {
 	assert.ErrorContains(t, err, "whole number of minutes")
 }
 
-// Minute rollups go after MinuteRollupRetention, day rollups stay.
+// Minute rollups go after MinuteRollupRetention, once compacted; the hour
+// and day rollups they made stay.
 func TestPruneRollups_KeepsTheDaysLonger(t *testing.T) {
 	s, path := openStore(t)
 	old := time.Now().Add(-20 * 24 * time.Hour)
 	s.Log(logger.Record{Time: old, Service: "svc", Status: 200})
 	s.Log(logger.Record{Service: "svc", Status: 200})
 	require.NoError(t, s.Flush(context.Background()))
+	db := rawDB(t, path)
+	levels := func() map[string]int64 {
+		return groupCounts(t, db, `SELECT level, '', 0, count(*), 0, 0 FROM rollups GROUP BY level`)
+	}
+	_, err := s.CompactRollups(context.Background()) // (the Store may have begun in the background)
+	require.NoError(t, err)
 	n, err := s.PruneRollups(context.Background(), time.Now())
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), n, "the old minute, per route and per service")
-	db := rawDB(t, path)
-	levels := groupCounts(t, db, `SELECT level, '', 0, count(*), 0, 0 FROM rollups GROUP BY level`)
-	assert.Equal(t, map[string]int64{"60  0": 1e9, "3600  0": 2e9, "86400  0": 2e9}, levels)
+	assert.Equal(t, map[string]int64{"60  0": 1e9, "3600  0": 1e9, "86400  0": 1e9}, levels(), "the old hour and day stay")
+	sum, err := s.Summary(context.Background(), old.Add(-time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), sum[0].Hits, "the pruned minute is counted in its hour")
 }
 
 // schemaV2 is the file layout before the rollups.
@@ -312,9 +347,11 @@ func TestRollups_BackfillTheHistoryOfAnOldFile(t *testing.T) {
 
 	s, err := logger.Open(path)
 	require.NoError(t, err)
-	defer s.Close()
 	_, err = s.Backfill(context.Background()) // whatever the fleet left
 	require.NoError(t, err)
+	_, err = s.CompactRollups(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
 	r, err := logger.OpenReader(path)
 	require.NoError(t, err)
 	defer r.Close()
@@ -365,4 +402,55 @@ func TestRollups_DamagedAreRefusedAndRebuilt(t *testing.T) {
 	_, err = s2.Backfill(context.Background())
 	require.NoError(t, err)
 	rollupsMatchRaw(t, db)
+}
+
+// Compaction changes how a window is read, never what it says; a row that
+// arrives for an hour already compacted is counted at every level.
+func TestCompactRollups_QueriesAgreeAndLateRowsCount(t *testing.T) {
+	s, path := openStore(t)
+	now := time.Now()
+	for i := range 4000 {
+		r := testRecord([]string{"a", "b"}[i%2], i)
+		r.Time = now.Add(-time.Duration(i) * 61 * time.Second) // 2.8 days
+		s.Log(r)
+	}
+	require.NoError(t, s.Flush(context.Background()))
+	ctx := context.Background()
+	type view struct {
+		sum30, sum24, byRoute []logger.ServiceSummary
+		daily, hourly         []logger.Series
+	}
+	read := func() view {
+		var v view
+		var err error
+		v.sum30, err = s.Summary(ctx, now.Add(-30*24*time.Hour))
+		require.NoError(t, err)
+		v.sum24, err = s.Summary(ctx, now.Add(-24*time.Hour))
+		require.NoError(t, err)
+		v.byRoute, err = s.Summary(ctx, now.Add(-7*24*time.Hour), logger.ByRoute())
+		require.NoError(t, err)
+		v.daily, err = s.Series(ctx, now.Add(-7*24*time.Hour), 24*time.Hour)
+		require.NoError(t, err)
+		v.hourly, err = s.Series(ctx, now.Add(-48*time.Hour), time.Hour, logger.FleetTotal())
+		require.NoError(t, err)
+		return v
+	}
+	before := read()
+	n, err := s.CompactRollups(ctx)
+	require.NoError(t, err)
+	assert.Greater(t, n, 10, "the hours that are over, and the days")
+	assert.Equal(t, before, read())
+	var viewHits int64
+	require.NoError(t, rawDB(t, path).QueryRow(`SELECT sum(hits) FROM traffic_last_day`).Scan(&viewHits))
+	assert.Equal(t, before.sum24[0].Hits+before.sum24[1].Hits, viewHits, "the view reads hours, then minutes")
+	assert.Equal(t, int64(4000), before.sum30[0].Hits+before.sum30[1].Hits)
+
+	late := testRecord("a", 1)
+	late.Time = now.Add(-50 * time.Hour)
+	s.Log(late)
+	require.NoError(t, s.Flush(ctx))
+	after := read()
+	assert.Equal(t, before.sum30[0].Hits+1, after.sum30[0].Hits)
+	require.NoError(t, s.Close())
+	rollupsMatchRaw(t, rawDB(t, path))
 }

@@ -1,6 +1,5 @@
 package logger
 
-import "strconv"
 
 // SchemaVersion is the version of the requests table layout this package
 // writes, kept in PRAGMA user_version. Open migrates older files in place and
@@ -52,6 +51,11 @@ var migrations = []string{
 // hist is the latency histogram as a JSON object of each bucket's middle
 // value in microseconds → count.
 var rollupSchema = rollupTable("rollups") + rollupTable("service_rollups") + `
+	CREATE TABLE IF NOT EXISTS rollup_marks (
+		service TEXT PRIMARY KEY,
+		hours   INTEGER NOT NULL,
+		days    INTEGER NOT NULL
+	) WITHOUT ROWID;
 	CREATE TABLE IF NOT EXISTS rollup_backfill (
 		id      INTEGER PRIMARY KEY CHECK (id = 1),
 		next_id INTEGER NOT NULL,
@@ -100,20 +104,23 @@ var rollupViews = `
 		SELECT r.level, r.ts, r.service, r.method, r.route, r.status,
 			CAST(j.key AS INTEGER) AS us, j.value AS n
 		FROM rollups r, json_each(r.hist) j;` +
-	serviceWindowView("traffic_last_hour", 60, 3600) +
-	serviceWindowView("traffic_last_day", 3600, 86400)
+	serviceWindowView("traffic_last_hour", `SELECT * FROM service_rollups
+		WHERE level = 60 AND ts >= (unixepoch('now') - 3600) / 60 * 60`) +
+	// The last day: the hours compacted, then the minutes since.
+	serviceWindowView("traffic_last_day", `SELECT s.* FROM service_rollups s JOIN rollup_marks m USING (service)
+		WHERE (s.level = 3600 AND s.ts >= (unixepoch('now') - 86400) / 3600 * 3600 AND s.ts < m.hours)
+		OR (s.level = 60 AND s.ts >= max((unixepoch('now') - 86400) / 3600 * 3600, m.hours))`)
 
 // serviceWindowView returns a view of each service's hits, 4xx and 5xx
-// percentages and p50/p95/p99 in milliseconds over the rollups of level
-// whose bucket starts at or after now - window, rounded down to the level.
-func serviceWindowView(name string, level, window int) string {
-	l, w := strconv.Itoa(level), strconv.Itoa(window)
+// percentages and p50/p95/p99 in milliseconds over the service rollups
+// that rows selects.
+func serviceWindowView(name, rows string) string {
 	pct := func(p string) string {
 		return `(SELECT round(min(us) / 1000.0, 3) FROM q WHERE q.service = c.service AND q.cum * 100 >= q.total * ` + p + `)`
 	}
 	return `
 	CREATE VIEW IF NOT EXISTS ` + name + ` AS
-		WITH r AS (SELECT * FROM service_rollups WHERE level = ` + l + ` AND ts >= (unixepoch('now') - ` + w + `) / ` + l + ` * ` + l + `),
+		WITH r AS (` + rows + `),
 		c AS (SELECT service, sum(count) AS hits,
 			sum(CASE WHEN status BETWEEN 400 AND 499 THEN count ELSE 0 END) AS c4,
 			sum(CASE WHEN status >= 500 THEN count ELSE 0 END) AS c5

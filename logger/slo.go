@@ -147,8 +147,11 @@ func (r *Reader) SLOs(ctx context.Context, objectives map[string]Objective) ([]S
 		}
 	}
 	for w, svcs := range byWindow {
-		stmt, args := windowQuery(rollupTables[1], now.Add(-w), now, svcs)
-		err := r.rollupRows(ctx, stmt, args, func(row *rollupRow) {
+		stmt, args, err := r.windowQuery(ctx, rollupTables[1], now.Add(-w), now, svcs)
+		if err != nil {
+			return nil, fmt.Errorf("logger: slos: %w", err)
+		}
+		err = r.rollupRows(ctx, stmt, args, func(row *rollupRow) {
 			a := by[row.service]
 			count(a, &a.win, row)
 		})

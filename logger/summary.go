@@ -97,13 +97,16 @@ func (r *Reader) Summary(ctx context.Context, since time.Time, opts ...SummaryOp
 	if o.byRoute {
 		table = rollupTables[0]
 	}
-	stmt, all := windowQuery(table, since, time.Now(), o.services)
+	stmt, all, err := r.windowQuery(ctx, table, since, time.Now(), o.services)
+	if err != nil {
+		return nil, fmt.Errorf("logger: summary: %w", err)
+	}
 	type acc struct {
 		ServiceSummary
 		h hist
 	}
 	by := map[[3]string]*acc{}
-	err := r.rollupRows(ctx, stmt, all, func(row *rollupRow) {
+	err = r.rollupRows(ctx, stmt, all, func(row *rollupRow) {
 		k := [3]string{row.service}
 		if o.byRoute {
 			k[1], k[2] = row.method, row.route
@@ -166,12 +169,17 @@ type Point struct {
 	P50, P95, P99 time.Duration
 }
 
+// Series is Reader.Series on the Store's read-only connections.
+func (s *Store) Series(ctx context.Context, since time.Time, step time.Duration, opts ...SummaryOption) ([]Series, error) {
+	return s.reader.Series(ctx, since, step, opts...)
+}
+
 // Series returns, for every service with requests since since (or the
 // whole fleet, with FleetTotal), its traffic per step up to now. step is a
-// whole number of minutes; a multiple of a day reads the day rollups, of an
-// hour the hour rollups, any other the minute ones. Start is since rounded
-// down to a multiple of step (UTC). Past the retention of the level the
-// step reads, the points are zero.
+// whole number of minutes; a multiple of a day may read day rollups, of an
+// hour hour rollups, any other minute rollups only. Start is since rounded
+// down to a multiple of step (UTC). Past the retention of the finest level
+// the step may read, the points are zero.
 func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration, opts ...SummaryOption) ([]Series, error) {
 	var o summaryOptions
 	for _, opt := range opts {
@@ -194,15 +202,17 @@ func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration
 		start = floorTo(now, st)
 	}
 	n := int((now-start)/st) + 1
-	filter, args := serviceFilter(o.services)
-	stmt := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts
-		FROM service_rollups WHERE level = ? AND ts >= ?` + filter
+	hw, dw, err := r.marksFor(ctx, o.services)
+	if err != nil {
+		return nil, fmt.Errorf("logger: series: %w", err)
+	}
+	stmt, args := planQuery(rollupTables[1], plan(start, level, hw, dw), o.services)
 	type acc struct {
 		s     Series
 		hists []hist
 	}
 	by := map[string]*acc{}
-	err := r.rollupRows(ctx, stmt, append([]any{level, start}, args...), func(row *rollupRow) {
+	err = r.rollupRows(ctx, stmt, args, func(row *rollupRow) {
 		name := row.service
 		if o.total {
 			name = ""
@@ -244,21 +254,15 @@ func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration
 	return out, nil
 }
 
-// windowQuery returns the query of the rollup rows that make up the window
-// from since to now: the minutes up to the next hour, the hours up to the
-// next day, the days after.
-func windowQuery(table string, since, now time.Time, services []string) (string, []any) {
-	a := windowStart(since, now)
-	h, d := ceilTo(a, levelHour), ceilTo(a, levelDay)
-	filter, args := serviceFilter(services)
-	q := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts FROM ` + table + ` WHERE `
-	stmt := q + `level = 60 AND ts >= ? AND ts < ?` + filter +
-		` UNION ALL ` + q + `level = 3600 AND ts >= ? AND ts < ?` + filter +
-		` UNION ALL ` + q + `level = 86400 AND ts >= ?` + filter
-	all := []any{a, h}
-	all = append(append(all, args...), h, d)
-	all = append(append(all, args...), d)
-	return stmt, append(all, args...)
+// windowQuery returns the query of the rollup rows of table that make up
+// the window from since to now (see plan).
+func (r *Reader) windowQuery(ctx context.Context, table string, since, now time.Time, services []string) (string, []any, error) {
+	hw, dw, err := r.marksFor(ctx, services)
+	if err != nil {
+		return "", nil, err
+	}
+	stmt, args := planQuery(table, plan(windowStart(since, now), levelDay, hw, dw), services)
+	return stmt, args, nil
 }
 
 // windowStart returns the start, in Unix seconds, of the rollup window that

@@ -65,9 +65,13 @@ func (a *app) collect(ctx context.Context, reg *discovery.Registry, services []d
 	spark := map[string][]int64{}
 	if r, err := a.openLog(); err == nil {
 		since := time.Now().Truncate(time.Minute).Add(-(sparkSteps - 1) * time.Minute)
-		if acts, err := r.Activity(ctx, since, time.Minute); err == nil {
-			for _, act := range acts {
-				spark[act.Service] = act.Counts
+		if series, err := r.Series(ctx, since, time.Minute); err == nil {
+			for _, s := range series {
+				counts := make([]int64, len(s.Points))
+				for i, p := range s.Points {
+					counts[i] = p.Hits
+				}
+				spark[s.Service] = counts
 			}
 		}
 		r.Close()

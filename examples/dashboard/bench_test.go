@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/flotilla-go/flotilla/discovery"
+	"github.com/flotilla-go/flotilla/logger"
+)
+
+// fleetFile writes rows requests spread evenly over the last 24 hours from
+// 45 services of 8 routes each: 90% 200, 5% 404, 3% 500, 2% 429, latencies
+// log-normal around 8 ms.
+func fleetFile(b *testing.B, dir string, rows int) string {
+	b.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("fleet-%d.db", rows))
+	s, err := logger.Open(path, logger.WithRetention(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, uint64(rows)))
+	now := time.Now()
+	span := 24 * time.Hour
+	statuses := [100]int{}
+	for i := range statuses {
+		switch {
+		case i < 90:
+			statuses[i] = 200
+		case i < 95:
+			statuses[i] = 404
+		case i < 98:
+			statuses[i] = 500
+		default:
+			statuses[i] = 429
+		}
+	}
+	for i := range rows {
+		svc := i % 45
+		route := (i / 45) % 8
+		s.Log(logger.Record{
+			Time: now.Add(-span + time.Duration(i)*(span/time.Duration(rows))), Service: fmt.Sprintf("svc-%02d", svc),
+			Method: "GET", Path: fmt.Sprintf("/r%d/%d", route, i), Route: fmt.Sprintf("/r%d/:id", route),
+			Status:   statuses[rng.IntN(100)],
+			Duration: time.Duration(math.Exp(9+0.8*rng.NormFloat64())) * time.Microsecond,
+			IP:       "192.0.2.1", UserAgent: "bench", RequestID: fmt.Sprintf("r%d", i),
+		})
+		if i%65_536 == 65_535 { // within the queue, so that nothing is dropped
+			if err := s.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkPages measures the server time of the pages on files of 1 and
+// 10 million rows over the same 24 hours, in one run: the 24-hour overview
+// and service page, and the 30-day overview. They read the rollups, so the
+// two files should cost about the same. It also reports how far the
+// rollups' percentiles are from the exact ones of the raw rows, and the
+// file's size per million rows, raw rows and rollups apart.
+func BenchmarkPages(b *testing.B) {
+	dir := b.TempDir()
+	for _, rows := range []int{1_000_000, 10_000_000} {
+		path := fleetFile(b, dir, rows)
+		var reg string
+		reg = filepath.Join(dir, "flotilla.toml")
+		var m string
+		for i := range 45 {
+			m += fmt.Sprintf("[[service]]\nname = \"svc-%02d\"\nport = %d\nslo = { availability = \"99.9%%\", latency = \"100ms\" }\n", i, 1+i)
+		}
+		if err := os.WriteFile(reg, []byte(m), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		r, err := discovery.Load(reg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		app, mon, closeFn := newApp(r, path)
+		mon.Poll(context.Background()) // the objectives, as the monitor keeps them
+		for _, page := range []struct{ name, url string }{
+			{"overview-24h", "/?window=24h"},
+			{"service-24h", "/service/svc-07?window=24h"},
+			{"overview-30d", "/?window=30d"},
+		} {
+			b.Run(fmt.Sprintf("rows=%dM/%s", rows/1_000_000, page.name), func(b *testing.B) {
+				for range b.N {
+					w := httptest.NewRecorder()
+					app.ServeHTTP(w, httptest.NewRequest(http.MethodGet, page.url, nil))
+					if w.Code != http.StatusOK {
+						b.Fatal(w.Code, w.Body.String())
+					}
+				}
+			})
+		}
+		b.Run(fmt.Sprintf("rows=%dM/slos", rows/1_000_000), func(b *testing.B) {
+			lr, err := logger.OpenReader(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer lr.Close()
+			d := &dashboard{reg: r}
+			for range b.N {
+				if _, err := lr.SLOs(context.Background(), d.objectives()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		closeFn()
+		if rows == 1_000_000 {
+			b.Run("rows=1M/accuracy", func(b *testing.B) { accuracy(b, path) })
+		}
+		b.Run(fmt.Sprintf("rows=%dM/size", rows/1_000_000), func(b *testing.B) { sizes(b, path, rows) })
+	}
+}
+
+// accuracy reports the largest relative error of the rollups' p50, p95 and
+// p99 of each service over the file against the exact ones.
+func accuracy(b *testing.B, path string) {
+	lr, err := logger.OpenReader(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lr.Close()
+	sums, err := lr.Summary(context.Background(), time.Now().Add(-25*time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	worst := 0.0
+	for range b.N {
+		for _, s := range sums {
+			for _, q := range []struct {
+				p   int
+				got time.Duration
+			}{{50, s.P50}, {95, s.P95}, {99, s.P99}} {
+				var exact float64
+				err := db.QueryRow(`WITH d AS (SELECT duration_us, row_number() OVER (ORDER BY duration_us) AS rn, count(*) OVER () AS n
+					FROM requests WHERE service = ? AND status <> 101) SELECT duration_us FROM d WHERE rn = (n * ? + 99) / 100`, s.Service, q.p).Scan(&exact)
+				if err != nil {
+					b.Fatal(err)
+				}
+				worst = max(worst, math.Abs(float64(q.got.Microseconds())-exact)/exact)
+			}
+		}
+	}
+	b.ReportMetric(100*worst, "max-err-%")
+}
+
+// sizes reports the file's bytes per million rows: raw rows and their
+// indexes, and rollups, measured by vacuuming a copy without the rollups.
+func sizes(b *testing.B, path string, rows int) {
+	for range b.N {
+		db, err := sql.Open("sqlite3", "file:"+path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		full := filepath.Join(b.TempDir(), "full.db")
+		raw := filepath.Join(b.TempDir(), "raw.db")
+		if _, err := db.Exec(`VACUUM INTO ?`, full); err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+		cp, err := sql.Open("sqlite3", "file:"+full)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cp.Exec(`DROP TABLE rollups; DROP TABLE service_rollups`); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cp.Exec(`VACUUM INTO ?`, raw); err != nil {
+			b.Fatal(err)
+		}
+		cp.Close()
+		f, _ := os.Stat(full)
+		r, _ := os.Stat(raw)
+		perM := float64(rows) / 1e6
+		b.ReportMetric(float64(r.Size())/perM/1e6, "raw-MB/Mrows")
+		b.ReportMetric(float64(f.Size()-r.Size())/perM/1e6, "rollup-MB/Mrows")
+		b.ReportMetric(float64(f.Size()-r.Size())/1e6, "rollup-MB")
+	}
+}
