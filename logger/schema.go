@@ -1,6 +1,5 @@
 package logger
 
-
 // SchemaVersion is the version of the requests table layout this package
 // writes, kept in PRAGMA user_version. Open migrates older files in place and
 // refuses newer ones with ErrSchemaTooNew.

@@ -215,7 +215,7 @@ func TestDashboard_ServicePage(t *testing.T) {
 
 func sumAttr(s, attr string) int {
 	n := 0
-	for _, m := range regexp.MustCompile(attr + `="([0-9]+)"`).FindAllStringSubmatch(s, -1) {
+	for _, m := range regexp.MustCompile(attr+`="([0-9]+)"`).FindAllStringSubmatch(s, -1) {
 		v, _ := strconv.Atoi(m[1])
 		n += v
 	}
