@@ -10,15 +10,18 @@ import (
 	"time"
 )
 
-// Each batch writes the minute rollups of its rows. The hour and day
-// rollups are compacted from them once the hour (or day) is over, by
-// CompactRollups, one service-hour per transaction; rollup_marks holds, per
+// Each batch writes the per-service rollups (service_rollups) at every
+// level: they have a few keys per service. Of the per-route rollups
+// (rollups), which have many, it writes the minutes; their hours and days
+// are compacted from the minutes once the hour (or day) is over, by
+// CompactRollups, one service-hour per transaction. rollup_marks holds, per
 // service, the first hour and the first day not compacted yet. A row that
 // arrives for an hour already compacted (long queued, timed before a clock
-// step, backfilled) is added to the hour and day rows by its own batch, so
-// that for every service the hour rollups before its mark and the day
-// rollups before its day mark are always complete. The queries read hours
-// and days only below the marks, and minutes above them.
+// step, backfilled) is added to the route's hour and day rows by its own
+// batch, so that for every service the route rollups of the hours before
+// its mark and of the days before its day mark are always complete. The
+// per-route queries read hours and days only below the marks, and minutes
+// above them.
 
 // CompactRollups builds, for every service, the hour rollups of the hours
 // that are over and the day rollups of the days that are over, from the
@@ -120,7 +123,7 @@ func (s *Store) compactStep(ctx context.Context, service string, now int64) (boo
 // from, or the largest time when there is none.
 func nextRow(st *sqlRollups, service string, level, from int64) (int64, error) {
 	var next sql.NullInt64
-	err := st.tx.QueryRowContext(st.ctx, `SELECT min(ts) FROM service_rollups WHERE level = ? AND service = ? AND ts >= ?`,
+	err := st.tx.QueryRowContext(st.ctx, `SELECT min(ts) FROM rollups WHERE level = ? AND service = ? AND ts >= ?`,
 		level, service, from).Scan(&next)
 	if err != nil || !next.Valid {
 		return math.MaxInt64, err
@@ -128,10 +131,10 @@ func nextRow(st *sqlRollups, service string, level, from int64) (int64, error) {
 	return next.Int64, nil
 }
 
-// compactRange writes the rollups of level to at start, in both tables,
-// as the sum of service's rollups of level from within it.
+// compactRange writes the route rollups of level to at start as the sum of
+// service's route rollups of level from within it.
 func compactRange(st *sqlRollups, service string, from, to, start int64) error {
-	for table, name := range rollupTables {
+	for table, name := range rollupTables[:1] {
 		rows, err := st.tx.QueryContext(st.ctx, `SELECT method, route, status, count, failed, bytes_in, bytes_out, duration_us, max_us, hist
 			FROM `+name+` WHERE level = ? AND service = ? AND ts >= ? AND ts < ?`, from, service, start, start+to)
 		if err != nil {
@@ -212,9 +215,13 @@ func planQuery(table string, pieces []piece, services []string) (string, []any) 
 	return strings.Join(parts, " UNION ALL "), args
 }
 
-// marksFor returns the hour and day marks that hold for every one of the
-// services (all when none): the smallest.
-func (r *Reader) marksFor(ctx context.Context, services []string) (hw, dw int64, err error) {
+// marks returns the hour and day marks of table that hold for every one of
+// the services (all when none): the smallest. The service rollups are
+// written whole at every level: their marks are the end of time.
+func (r *Reader) marks(ctx context.Context, table string, services []string) (hw, dw int64, err error) {
+	if table == rollupTables[1] {
+		return math.MaxInt64, math.MaxInt64, nil
+	}
 	filter, args := serviceFilter(services)
 	var h, d sql.NullInt64
 	err = r.db.QueryRowContext(ctx, `SELECT min(hours), min(days) FROM rollup_marks WHERE 1`+filter, args...).Scan(&h, &d)

@@ -163,3 +163,54 @@ func parseHist(h hist, s []byte) (hist, error) {
 	}
 	return h, nil
 }
+
+// histSlots is the number of buckets of a histogram of int64 durations.
+const histSlots = 64 * histSub
+
+// histIndex returns the position of the bucket named us among all buckets.
+func histIndex(us int64) int {
+	if us < histSub {
+		return int(max(us, 0))
+	}
+	shift := bits.Len64(uint64(us)) - 6
+	return histSub*shift + int(us>>shift)
+}
+
+// histAcc adds up histograms without allocating: a count per bucket.
+type histAcc struct {
+	n     [histSlots]int64
+	total int64
+}
+
+func (a *histAcc) add(h hist) {
+	for _, b := range h {
+		a.n[histIndex(b.us)] += b.n
+		a.total += b.n
+	}
+}
+
+// quantile is hist.quantile over the sum.
+func (a *histAcc) quantile(q float64) time.Duration {
+	if a == nil || a.total == 0 {
+		return 0
+	}
+	rank := min(max(int64(q*float64(a.total)+0.999999), 1), a.total)
+	var seen int64
+	for i, n := range a.n {
+		seen += n
+		if seen >= rank {
+			return time.Duration(histName(i)) * time.Microsecond
+		}
+	}
+	return 0
+}
+
+// histName is the inverse of histIndex: the name of bucket i.
+func histName(i int) int64 {
+	if i < 2*histSub {
+		return int64(i)
+	}
+	shift := i/histSub - 1
+	lo := int64(histSub+i%histSub) << shift
+	return lo + (int64(1)<<shift-1)/2
+}

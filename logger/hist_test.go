@@ -117,3 +117,27 @@ func FuzzParseHist(f *testing.F) {
 		}
 	})
 }
+
+// The accumulator gives the percentiles of the merged histograms.
+func TestHistAcc_MatchesMerge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var merged hist
+	var acc histAcc
+	for range 50 {
+		var h hist
+		for range 200 {
+			h.add(histBucket(int64(math.Exp(6+2*rng.NormFloat64()))), 1)
+		}
+		merged.merge(h)
+		acc.add(h)
+	}
+	for _, q := range []float64{0.01, 0.5, 0.9, 0.99, 1} {
+		assert.Equal(t, merged.quantile(q), acc.quantile(q), "q=%v", q)
+	}
+	for us := int64(0); us < 1<<22; us += 7 {
+		b := histBucket(us)
+		require.Equal(t, b, histName(histIndex(b)), "us=%d", us)
+	}
+	assert.Equal(t, histBucket(math.MaxInt64), histName(histIndex(histBucket(math.MaxInt64))))
+	assert.Less(t, histIndex(histBucket(math.MaxInt64)), histSlots)
+}

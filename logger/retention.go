@@ -64,9 +64,13 @@ func (s *Store) PruneRollups(ctx context.Context, now time.Time) (int64, error) 
 			keep = min(keep, HourRollupRetention)
 		}
 		before := now.Add(-keep).Unix()
-		// Minutes and hours go only once compacted into the next level.
+		// Route minutes and hours go only once compacted into the next
+		// level; service rollups are written whole at every level.
 		compacted := map[int64]string{levelMinute: "hours", levelHour: "days", levelDay: "ts + 1"}[l]
-		for _, table := range rollupTables {
+		for i, table := range rollupTables {
+			if i == 1 {
+				compacted = "ts + 1"
+			}
 			for {
 				res, err := s.wdb.ExecContext(ctx, `DELETE FROM `+table+` WHERE (level, ts, service, method, route, status) IN
 					(SELECT level, ts, service, method, route, status FROM `+table+` t WHERE level = ? AND ts < ?

@@ -137,11 +137,13 @@ func (a *rollupAgg) addRecords(recs []Record, now time.Time) {
 // before days. Minute rollups are always complete: each batch writes them.
 type marks struct{ hours, days int64 }
 
-// rows returns the batch's sums, per route and per service: each minute's,
-// and, for a minute in an hour (or a day) its service's rollups are already
-// compacted past, the hour's (and day's) it adds to, so that a late row
-// (long queued, or timed before a clock step, or backfilled) is counted at
-// every level.
+// rows returns the batch's sums. Per service (service_rollups, a few keys
+// per service): each minute's, hour's and day's, so that the fleet views
+// read whole hours and days up to now. Per route (rollups): each minute's,
+// and, for a minute in an hour (or a day) the service's route rollups are
+// already compacted past, the hour's (and day's) it adds to, so that a late
+// row (long queued, or timed before a clock step, or backfilled) is counted
+// at every level.
 func (a *rollupAgg) rows(marksOf func(service string) marks) map[rollupKey]*rollupVal {
 	out := make(map[rollupKey]*rollupVal, len(a.minutes)*2)
 	for k, v := range a.minutes {
@@ -150,11 +152,10 @@ func (a *rollupAgg) rows(marksOf func(service string) marks) map[rollupKey]*roll
 			l := levels[i%len(levels)]
 			c := k
 			c.level, c.ts = l, floorTo(k.ts, l)
-			if (l == levelHour && c.ts >= m.hours) || (l == levelDay && c.ts >= m.days) {
-				continue // compaction will count it
-			}
 			if i >= len(levels) {
 				c.table, c.method, c.route = 1, "", ""
+			} else if (l == levelHour && c.ts >= m.hours) || (l == levelDay && c.ts >= m.days) {
+				continue // compaction will count it
 			}
 			if acc := out[c]; acc != nil {
 				acc.merge(v)

@@ -105,10 +105,8 @@ var rollupViews = `
 		FROM rollups r, json_each(r.hist) j;` +
 	serviceWindowView("traffic_last_hour", `SELECT * FROM service_rollups
 		WHERE level = 60 AND ts >= (unixepoch('now') - 3600) / 60 * 60`) +
-	// The last day: the hours compacted, then the minutes since.
-	serviceWindowView("traffic_last_day", `SELECT s.* FROM service_rollups s JOIN rollup_marks m USING (service)
-		WHERE (s.level = 3600 AND s.ts >= (unixepoch('now') - 86400) / 3600 * 3600 AND s.ts < m.hours)
-		OR (s.level = 60 AND s.ts >= max((unixepoch('now') - 86400) / 3600 * 3600, m.hours))`)
+	serviceWindowView("traffic_last_day", `SELECT * FROM service_rollups
+		WHERE level = 3600 AND ts >= (unixepoch('now') - 86400) / 3600 * 3600`)
 
 // serviceWindowView returns a view of each service's hits, 4xx and 5xx
 // percentages and p50/p95/p99 in milliseconds over the service rollups

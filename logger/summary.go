@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -103,7 +104,7 @@ func (r *Reader) Summary(ctx context.Context, since time.Time, opts ...SummaryOp
 	}
 	type acc struct {
 		ServiceSummary
-		h hist
+		h histAcc
 	}
 	by := map[[3]string]*acc{}
 	err = r.rollupRows(ctx, stmt, all, func(row *rollupRow) {
@@ -131,7 +132,7 @@ func (r *Reader) Summary(ctx context.Context, since time.Time, opts ...SummaryOp
 			s.ClientErrors += row.count
 		}
 		s.Max = max(s.Max, time.Duration(row.maxUS)*time.Microsecond)
-		s.h.merge(row.hist)
+		s.h.add(row.hist)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("logger: summary: %w", err)
@@ -202,24 +203,20 @@ func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration
 		start = floorTo(now, st)
 	}
 	n := int((now-start)/st) + 1
-	hw, dw, err := r.marksFor(ctx, o.services)
-	if err != nil {
-		return nil, fmt.Errorf("logger: series: %w", err)
-	}
-	stmt, args := planQuery(rollupTables[1], plan(start, level, hw, dw), o.services)
+	stmt, args := planQuery(rollupTables[1], plan(start, level, math.MaxInt64, math.MaxInt64), o.services)
 	type acc struct {
 		s     Series
-		hists []hist
+		hists []*histAcc
 	}
 	by := map[string]*acc{}
-	err = r.rollupRows(ctx, stmt, args, func(row *rollupRow) {
+	err := r.rollupRows(ctx, stmt, args, func(row *rollupRow) {
 		name := row.service
 		if o.total {
 			name = ""
 		}
 		a := by[name]
 		if a == nil {
-			a = &acc{s: Series{Service: name, Start: time.Unix(start, 0), Step: step, Points: make([]Point, n)}, hists: make([]hist, n)}
+			a = &acc{s: Series{Service: name, Start: time.Unix(start, 0), Step: step, Points: make([]Point, n)}, hists: make([]*histAcc, n)}
 			by[name] = a
 		}
 		i := int((row.ts - start) / st)
@@ -237,7 +234,10 @@ func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration
 		case row.status >= 400:
 			p.ClientErrors += row.count
 		}
-		a.hists[i].merge(row.hist)
+		if a.hists[i] == nil {
+			a.hists[i] = new(histAcc)
+		}
+		a.hists[i].add(row.hist)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("logger: series: %w", err)
@@ -257,7 +257,7 @@ func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration
 // windowQuery returns the query of the rollup rows of table that make up
 // the window from since to now (see plan).
 func (r *Reader) windowQuery(ctx context.Context, table string, since, now time.Time, services []string) (string, []any, error) {
-	hw, dw, err := r.marksFor(ctx, services)
+	hw, dw, err := r.marks(ctx, table, services)
 	if err != nil {
 		return "", nil, err
 	}
@@ -305,14 +305,24 @@ func (r *Reader) rollupRows(ctx context.Context, stmt string, args []any, fn fun
 	}
 	defer rows.Close()
 	var (
-		row rollupRow
-		raw sql.RawBytes
+		row                         rollupRow
+		raw, service, method, route sql.RawBytes
+		names                       = map[string]string{} // each name allocated once
 	)
+	intern := func(b []byte) string {
+		if s, ok := names[string(b)]; ok {
+			return s
+		}
+		s := string(b)
+		names[s] = s
+		return s
+	}
 	for rows.Next() {
-		if err := rows.Scan(&row.service, &row.method, &row.route, &row.status, &row.count, &row.failed,
+		if err := rows.Scan(&service, &method, &route, &row.status, &row.count, &row.failed,
 			&row.bytesIn, &row.bytesOut, &row.maxUS, &raw, &row.level, &row.ts); err != nil {
 			return err
 		}
+		row.service, row.method, row.route = intern(service), intern(method), intern(route)
 		if row.hist, err = parseHist(row.hist, raw); err != nil {
 			err = fmt.Errorf("%w: %w", ErrRollupsDamaged, err)
 		} else {

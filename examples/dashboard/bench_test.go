@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,48 +19,74 @@ import (
 )
 
 // fleetFile writes rows requests spread evenly over the last 24 hours from
-// 45 services of 8 routes each: 90% 200, 5% 404, 3% 500, 2% 429, latencies
-// log-normal around 8 ms.
+// 45 services of 8 routes each, each service through its own Store as in a
+// fleet: 90% 200, 5% 404, 3% 500, 2% 429, latencies log-normal around
+// 8 ms. It then compacts the rollups, as the services do every minute.
 func fleetFile(b *testing.B, dir string, rows int) string {
 	b.Helper()
 	path := filepath.Join(dir, fmt.Sprintf("fleet-%d.db", rows))
+	if keep := os.Getenv("FLOTILLA_BENCH_FILES"); keep != "" { // reuse the files of an earlier run
+		path = filepath.Join(keep, fmt.Sprintf("fleet-%d.db", rows))
+		if _, err := os.Stat(path); err == nil {
+			return path
+		}
+	}
+	now := time.Now()
+	span := 24 * time.Hour
+	var statuses [100]int
+	for i := range statuses {
+		statuses[i] = map[bool]int{true: 200}[i < 90] + map[bool]int{true: 404}[i >= 90 && i < 95] +
+			map[bool]int{true: 500}[i >= 95 && i < 98] + map[bool]int{true: 429}[i >= 98]
+	}
+	const services = 45
+	var wg sync.WaitGroup
+	errs := make(chan error, services)
+	for svc := range services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := logger.Open(path, logger.WithRetention(0))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			rng := rand.New(rand.NewPCG(7, uint64(svc)))
+			name := fmt.Sprintf("svc-%02d", svc)
+			for i := svc; i < rows; i += services {
+				route := (i / services) % 8
+				s.Log(logger.Record{
+					Time: now.Add(-span + time.Duration(i)*(span/time.Duration(rows))), Service: name,
+					Method: "GET", Path: fmt.Sprintf("/r%d/%d", route, i), Route: fmt.Sprintf("/r%d/:id", route),
+					Status:   statuses[rng.IntN(100)],
+					Duration: time.Duration(math.Exp(9+0.8*rng.NormFloat64())) * time.Microsecond,
+					IP:       "192.0.2.1", UserAgent: "bench", RequestID: fmt.Sprintf("r%d", i),
+				})
+				if (i/services)%65_536 == 65_535 { // within the queue, so that nothing is dropped
+					if err := s.Flush(context.Background()); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			if err := s.Close(); err != nil {
+				errs <- err
+			} else if st := s.Stats(); st.Dropped > 0 {
+				errs <- fmt.Errorf("%s dropped %d rows", name, st.Dropped)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
 	s, err := logger.Open(path, logger.WithRetention(0))
 	if err != nil {
 		b.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(7, uint64(rows)))
-	now := time.Now()
-	span := 24 * time.Hour
-	statuses := [100]int{}
-	for i := range statuses {
-		switch {
-		case i < 90:
-			statuses[i] = 200
-		case i < 95:
-			statuses[i] = 404
-		case i < 98:
-			statuses[i] = 500
-		default:
-			statuses[i] = 429
-		}
-	}
-	for i := range rows {
-		svc := i % 45
-		route := (i / 45) % 8
-		s.Log(logger.Record{
-			Time: now.Add(-span + time.Duration(i)*(span/time.Duration(rows))), Service: fmt.Sprintf("svc-%02d", svc),
-			Method: "GET", Path: fmt.Sprintf("/r%d/%d", route, i), Route: fmt.Sprintf("/r%d/:id", route),
-			Status:   statuses[rng.IntN(100)],
-			Duration: time.Duration(math.Exp(9+0.8*rng.NormFloat64())) * time.Microsecond,
-			IP:       "192.0.2.1", UserAgent: "bench", RequestID: fmt.Sprintf("r%d", i),
-		})
-		if i%65_536 == 65_535 { // within the queue, so that nothing is dropped
-			if err := s.Flush(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	if err := s.Close(); err != nil {
+	defer s.Close()
+	if _, err := s.CompactRollups(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	return path
