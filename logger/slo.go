@@ -70,7 +70,9 @@ type Budget struct {
 	// Burn5m, Burn30m, Burn1h and Burn6h are the burn rates over the last
 	// 5 minutes, 30 minutes, hour and 6 hours: the share of requests that
 	// failed the objective, over (1 - Target). 1 spends the budget exactly
-	// over the window; 0 without requests.
+	// over the window; 0 without requests. The first three read the last
+	// 5, 30 and 60 minute rollups, the current minute among them; 6h the
+	// current hour and the 5 before.
 	Burn5m, Burn30m, Burn1h, Burn6h float64
 	// Alert is FastBurnAlert, SlowBurnAlert or "" (see FastBurn).
 	Alert string
@@ -159,18 +161,25 @@ func (r *Reader) SLOs(ctx context.Context, objectives map[string]Objective) ([]S
 			return nil, fmt.Errorf("logger: slos: %w", err)
 		}
 	}
-	shortWindows := [4]int64{5, 30, 60, 360} // minutes
-	cur := floorTo(now.Unix(), levelMinute)
+	// 5m, 30m and 1h from the last 5, 30 and 60 minute rollups (the
+	// current minute among them); 6h from the last 6 hour rollups.
+	cur, curHour := floorTo(now.Unix(), levelMinute), floorTo(now.Unix(), levelHour)
 	filter, args := serviceFilter(names)
-	err := r.rollupRows(ctx, `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts
-		FROM service_rollups WHERE level = 60 AND ts > ?`+filter, append([]any{cur - 360*60}, args...), func(row *rollupRow) {
-		a := by[row.service]
-		for i, m := range shortWindows {
-			if row.ts > cur-m*60 {
-				count(a, &a.short[i], row)
+	q := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts` +
+		fromRollups(rollupTables[1], names) + ` WHERE level = ? AND ts > ?` + filter
+	err := r.rollupRows(ctx, q+` UNION ALL `+q, append(append(append([]any{levelMinute, cur - 60*60}, args...), levelHour, curHour-6*3600), args...),
+		func(row *rollupRow) {
+			a := by[row.service]
+			if row.level == levelHour {
+				count(a, &a.short[3], row)
+				return
 			}
-		}
-	})
+			for i, m := range [3]int64{5, 30, 60} {
+				if row.ts > cur-m*60 {
+					count(a, &a.short[i], row)
+				}
+			}
+		})
 	if err != nil {
 		return nil, fmt.Errorf("logger: slos: %w", err)
 	}

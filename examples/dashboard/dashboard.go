@@ -59,7 +59,7 @@ type window struct {
 
 var windows = []window{
 	{"1h", time.Hour, time.Minute, time.Minute},
-	{"24h", 24 * time.Hour, time.Hour, 15 * time.Minute},
+	{"24h", 24 * time.Hour, time.Hour, time.Hour},
 	{"7d", 7 * 24 * time.Hour, 6 * time.Hour, 2 * time.Hour},
 	{"30d", 30 * 24 * time.Hour, 24 * time.Hour, 12 * time.Hour},
 }
