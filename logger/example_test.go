@@ -125,3 +125,33 @@ func ExampleOpenReader() {
 	// agent-gateway 502
 	// agent-geo 500 table not loaded
 }
+
+// A service's objectives, from its rollups: the share of the error budget
+// left over the window, and whether it burns fast enough to alert.
+func ExampleStore_SLOs() {
+	dir, _ := os.MkdirTemp("", "flotilla-example")
+	defer os.RemoveAll(dir)
+	store, err := logger.Open(filepath.Join(dir, "flotilla.db"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	now := time.Now()
+	for i := range 1000 { // one 503 in 100 over the last ten minutes
+		status := http.StatusOK
+		if i%100 == 0 {
+			status = http.StatusServiceUnavailable
+		}
+		store.Log(logger.Record{Time: now.Add(-time.Duration(i) * 600 * time.Millisecond), Service: "agent-geo", Status: status})
+	}
+	if err := store.Flush(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	reports, err := store.SLOs(context.Background(), map[string]logger.Objective{"agent-geo": {Availability: 0.99}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := reports[0].Availability
+	fmt.Printf("%s: %d of %d good, %.0f%% of the budget left, alert %q\n", reports[0].Objective, b.Good, b.Total, 100*b.Remaining, b.Alert)
+	// Output: availability 99%: 990 of 1000 good, 0% of the budget left, alert ""
+}
