@@ -18,17 +18,27 @@ import (
 // counting a row twice, and none holds the write lock for long.
 
 // backfillTarget is how long one backfill transaction aims to hold the
-// write lock; the number of rows per transaction adapts to it.
-const backfillTarget = 25 * time.Millisecond
+// write lock; the number of rows per transaction adapts to it, starting
+// small and at most doubling from one to the next.
+const backfillTarget = 40 * time.Millisecond
+
+// nextChunk returns the rows of the next backfill step after one of n rows
+// that took took.
+func nextChunk(n int, took time.Duration) int {
+	if took <= 0 {
+		return min(2*n, 65536)
+	}
+	return int(min(max(float64(n)*float64(backfillTarget)/float64(took), 256), float64(2*n), 65536))
+}
 
 // Backfill rolls up the raw rows that no rollup counts yet (see
 // RebuildRollups), in transactions that each hold the write lock for about
-// 25 ms, until none is left or ctx ends. It returns how many rows it
+// 40 ms, until none is left or ctx ends. It returns how many rows it
 // rolled up. Every Store runs it in the background after Open and after
 // RebuildRollups; calling it waits for the work instead.
 func (s *Store) Backfill(ctx context.Context) (int64, error) {
 	var total int64
-	n := 2048
+	n := 256
 	for {
 		began := time.Now()
 		done, rows, err := s.backfillStep(ctx, n)
@@ -40,9 +50,7 @@ func (s *Store) Backfill(ctx context.Context) (int64, error) {
 			return total, nil
 		}
 		took := time.Since(began)
-		if took > 0 {
-			n = int(min(max(float64(n)*float64(backfillTarget)/float64(took), 256), 65536))
-		}
+		n = nextChunk(n, took)
 		// Give the lock to the writers for as long as the step held it.
 		t := time.NewTimer(took)
 		select {

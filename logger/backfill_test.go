@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -34,4 +35,47 @@ func TestBackfillStep_IsBounded(t *testing.T) {
 	left, _, err := s.reader.Backfilling(ctx)
 	require.NoError(t, err)
 	assert.Zero(t, left)
+}
+
+// BenchmarkBackfill rolls up a file of 1,000,000 raw rows written before
+// the rollups, as Backfill does, and reports the longest a step held the
+// write lock.
+func BenchmarkBackfill(b *testing.B) {
+	for range b.N {
+		s, err := Open(filepath.Join(b.TempDir(), "old.db"), WithRetention(0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		_, err = s.wdb.ExecContext(ctx, `WITH RECURSIVE i(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM i WHERE n < 1000000)
+			INSERT INTO requests (`+columns+`) SELECT (unixepoch() - n / 10) * 1000000, 'svc-' || (n % 45), 'GET', '/x',
+			'/r' || (n % 8), CASE WHEN n % 20 = 0 THEN 500 ELSE 200 END, n % 50000, 0, 100, '', '', '', '', '' FROM i`)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.wdb.ExecContext(ctx, rollupBackfillAll); err != nil {
+			b.Fatal(err)
+		}
+		var longest time.Duration
+		steps, n := 0, 256
+		began := time.Now()
+		for {
+			t0 := time.Now()
+			done, _, err := s.backfillStep(ctx, n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			took := time.Since(t0)
+			longest = max(longest, took)
+			steps++
+			if done {
+				break
+			}
+			n = nextChunk(n, took)
+		}
+		b.ReportMetric(float64(longest)/float64(time.Millisecond), "longest-step-ms")
+		b.ReportMetric(float64(steps), "steps")
+		b.ReportMetric(1e6/time.Since(began).Seconds(), "rows/s")
+		s.Close()
+	}
 }

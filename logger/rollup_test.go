@@ -339,7 +339,7 @@ func oldFile(t *testing.T, n int) string {
 // opens it, and its history is rolled up in the background, each row once.
 func TestRollups_BackfillTheHistoryOfAnOldFile(t *testing.T) {
 	path := oldFile(t, 30_000)
-	storm(t, path, "new", 8, 300) // 8 processes migrate and write at once
+	storm(t, path, "new", 45, 200) // a fleet migrates and writes at once
 	db := rawDB(t, path)
 	var version int
 	require.NoError(t, db.QueryRow(`PRAGMA user_version`).Scan(&version))
