@@ -212,6 +212,9 @@ func (r *Reader) Backfilling(ctx context.Context) (rows int64, since time.Time, 
 // rollups every minute, until the Store closes.
 func (s *Store) runBackfill() {
 	defer close(s.backfillEnd)
+	if s.opts.noRollupTasks {
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {

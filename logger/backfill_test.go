@@ -10,10 +10,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// withoutRollupTasks keeps a Store from backfilling and compacting in the
+// background, for tests that do it step by step.
+func withoutRollupTasks(o *options) { o.noRollupTasks = true }
+
 // One backfill step rolls up at most the rows it is given, and says where
 // the next one starts: no transaction grows with the file.
 func TestBackfillStep_IsBounded(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "f.db"))
+	s, err := Open(filepath.Join(t.TempDir(), "f.db"), withoutRollupTasks)
 	require.NoError(t, err)
 	defer s.Close()
 	ctx := context.Background()
@@ -42,7 +46,7 @@ func TestBackfillStep_IsBounded(t *testing.T) {
 // write lock.
 func BenchmarkBackfill(b *testing.B) {
 	for range b.N {
-		s, err := Open(filepath.Join(b.TempDir(), "old.db"), WithRetention(0))
+		s, err := Open(filepath.Join(b.TempDir(), "old.db"), WithRetention(0), withoutRollupTasks)
 		if err != nil {
 			b.Fatal(err)
 		}

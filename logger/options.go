@@ -59,6 +59,7 @@ type options struct {
 	journalSizeLimit   int64
 	warnInterval       time.Duration
 	log                *slog.Logger
+	noRollupTasks      bool // the package's tests run backfill and compaction by hand
 }
 
 func defaultOptions() options {
