@@ -21,8 +21,8 @@ var levels = [...]int64{levelMinute, levelHour, levelDay}
 // these, as only the edges of a window and the finer charts need them, and
 // never before they are compacted into the next level.
 const (
-	// MinuteRollupRetention is how long per-minute rollups are kept: a
-	// day's charts per quarter hour, and the last hours' burn rates.
+	// MinuteRollupRetention is how long per-minute rollups are kept: the
+	// charts of the last hours, per minute, and the burn rates.
 	MinuteRollupRetention = 48 * time.Hour
 	// HourRollupRetention is how long per-hour rollups are kept.
 	HourRollupRetention = 35 * 24 * time.Hour
