@@ -58,6 +58,9 @@ const (
 // Budget is one objective's error budget over its window, and how fast it
 // burns now.
 type Budget struct {
+	// Objective names it, such as "availability 99.9%" or "latency 300ms
+	// at 99%".
+	Objective string
 	// Target is the objective, such as 0.999.
 	Target float64
 	// Good and Total count the requests of the window that met it, and all
@@ -188,10 +191,10 @@ func (r *Reader) SLOs(ctx context.Context, objectives map[string]Objective) ([]S
 		a := by[name]
 		o := a.rep.Objective
 		if o.Availability > 0 {
-			a.rep.Availability = budget(o.Availability, a.win[0], [4]tally{a.short[0][0], a.short[1][0], a.short[2][0], a.short[3][0]})
+			a.rep.Availability = budget(o.availabilityName(), o.Availability, a.win[0], [4]tally{a.short[0][0], a.short[1][0], a.short[2][0], a.short[3][0]})
 		}
 		if o.Latency > 0 && o.LatencyTarget > 0 {
-			a.rep.Latency = budget(o.LatencyTarget, a.win[1], [4]tally{a.short[0][1], a.short[1][1], a.short[2][1], a.short[3][1]})
+			a.rep.Latency = budget(o.latencyName(), o.LatencyTarget, a.win[1], [4]tally{a.short[0][1], a.short[1][1], a.short[2][1], a.short[3][1]})
 		}
 		out = append(out, a.rep)
 	}
@@ -208,8 +211,8 @@ func (t tally) burn(target float64) float64 {
 	return float64(t.total-t.good) / float64(t.total) / (1 - target)
 }
 
-func budget(target float64, win tally, short [4]tally) *Budget {
-	b := &Budget{Target: target, Good: win.good, Total: win.total, Remaining: 1,
+func budget(name string, target float64, win tally, short [4]tally) *Budget {
+	b := &Budget{Objective: name, Target: target, Good: win.good, Total: win.total, Remaining: 1,
 		Burn5m: short[0].burn(target), Burn30m: short[1].burn(target), Burn1h: short[2].burn(target), Burn6h: short[3].burn(target)}
 	if win.total > 0 {
 		b.Remaining = 1 - float64(win.total-win.good)/(float64(win.total)*(1-target))
@@ -228,12 +231,18 @@ func budget(target float64, win tally, short [4]tally) *Budget {
 func (o Objective) String() string {
 	var parts []string
 	if o.Availability > 0 {
-		parts = append(parts, "availability "+Percent(o.Availability))
+		parts = append(parts, o.availabilityName())
 	}
 	if o.Latency > 0 {
-		parts = append(parts, fmt.Sprintf("latency %v at %s", o.Latency, Percent(o.LatencyTarget)))
+		parts = append(parts, o.latencyName())
 	}
 	return strings.Join(parts, ", ")
+}
+
+func (o Objective) availabilityName() string { return "availability " + Percent(o.Availability) }
+
+func (o Objective) latencyName() string {
+	return fmt.Sprintf("latency %v at %s", o.Latency, Percent(o.LatencyTarget))
 }
 
 // Percent writes a fraction such as 0.999 as "99.9%", with the digits it

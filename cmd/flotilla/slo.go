@@ -44,17 +44,14 @@ func objectives(services []discovery.Service) map[string]logger.Objective {
 func sloRows(reports []logger.SLOReport) []sloRow {
 	var rows []sloRow
 	for _, r := range reports {
-		add := func(name string, b *logger.Budget) {
+		for _, b := range []*logger.Budget{r.Availability, r.Latency} {
 			if b == nil {
-				return
+				continue
 			}
-			rows = append(rows, sloRow{Service: r.Service, Objective: name, Window: days(r.Objective.Window), Target: b.Target,
+			rows = append(rows, sloRow{Service: r.Service, Objective: b.Objective, Window: days(r.Objective.Window), Target: b.Target,
 				Good: b.Good, Total: b.Total, Remaining: b.Remaining,
 				Burn5m: b.Burn5m, Burn30m: b.Burn30m, Burn1h: b.Burn1h, Burn6h: b.Burn6h, Alert: b.Alert})
 		}
-		o := r.Objective
-		add("availability "+logger.Percent(o.Availability), r.Availability)
-		add(fmt.Sprintf("latency %v at %s", o.Latency, logger.Percent(o.LatencyTarget)), r.Latency)
 	}
 	return rows
 }

@@ -151,18 +151,13 @@ func (d *dashboard) burns(ctx context.Context) ([]health.Burn, error) {
 	}
 	var out []health.Burn
 	for _, rep := range reports {
-		o := rep.Objective
-		for _, b := range []struct {
-			name string
-			b    *logger.Budget
-		}{{"availability " + logger.Percent(o.Availability), rep.Availability},
-			{fmt.Sprintf("latency %v at %s", o.Latency, logger.Percent(o.LatencyTarget)), rep.Latency}} {
-			if b.b == nil || b.b.Alert == "" {
+		for _, b := range []*logger.Budget{rep.Availability, rep.Latency} {
+			if b == nil || b.Alert == "" {
 				continue
 			}
-			out = append(out, health.Burn{Service: rep.Service, Objective: b.name, Severity: b.b.Alert,
+			out = append(out, health.Burn{Service: rep.Service, Objective: b.Objective, Severity: b.Alert,
 				Reason: fmt.Sprintf("burn %.1f× over 1h, %.1f× over 5m, %.1f× over 6h; %.1f%% of the %s budget left",
-					b.b.Burn1h, b.b.Burn5m, b.b.Burn6h, 100*b.b.Remaining, days(o.Window))})
+					b.Burn1h, b.Burn5m, b.Burn6h, 100*b.Remaining, days(rep.Objective.Window))})
 		}
 	}
 	return out, nil
