@@ -83,7 +83,9 @@ type Budget struct {
 
 // SLOReport is one service's objectives and their budgets.
 type SLOReport struct {
-	Service   string
+	// Service is the service's name.
+	Service string
+	// Objective is what it was given, its Window defaulted.
 	Objective Objective
 	// Availability and Latency are the budgets of the objectives set, nil
 	// for one that is not.

@@ -155,9 +155,13 @@ func (r *Reader) Summary(ctx context.Context, since time.Time, opts ...SummaryOp
 type Series struct {
 	// Service is the service's name, "" for FleetTotal.
 	Service string
-	Start   time.Time
-	Step    time.Duration
-	Points  []Point
+	// Start is the start of the first step, since rounded down to a
+	// multiple of Step.
+	Start time.Time
+	// Step is each point's width.
+	Step time.Duration
+	// Points are the steps from Start up to the one that holds now.
+	Points []Point
 }
 
 // Point is the traffic of one step of a Series.
