@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -186,7 +187,7 @@ type base struct {
 	Window      window
 	Windows     []window
 	Path        string // the page's path, for the window links
-	Query       string // the page's other query parameters
+	Query       template.URL // the page's other query parameters, from "&", encoded
 	Refresh     int    // seconds; 0: no auto-refresh
 	Backfill    int64
 	BackfillAt  time.Time
@@ -378,12 +379,11 @@ func (d *dashboard) service(c echo.Context) error {
 
 type errorsPage struct {
 	base
-	Services        []string
-	Service, Class  string
-	Route           string
-	Rows            []logger.Record
-	Limit           int
-	ServiceSelected map[string]bool
+	Services       []string
+	Service, Class string
+	Route          string
+	Rows           []logger.Record
+	Limit          int
 }
 
 // errorClasses are the filters of the errors page.
@@ -411,7 +411,7 @@ func (d *dashboard) errors(c echo.Context) error {
 	ctx := c.Request().Context()
 	v := errorsPage{base: d.base(ctx, r, "Recent errors", w, "/errors"), Services: d.services, Class: class,
 		Service: c.QueryParam("service"), Route: c.QueryParam("route"), Limit: 100}
-	v.Query = fmt.Sprintf("&service=%s&class=%s&route=%s", templateQuery(v.Service), templateQuery(class), templateQuery(v.Route))
+	v.Query = template.URL("&" + url.Values{"service": {v.Service}, "class": {class}, "route": {v.Route}}.Encode())
 	q.Since, q.Limit, q.Route = time.Now().Add(-w.D), v.Limit, v.Route
 	if v.Service != "" {
 		q.Services = []string{v.Service}
@@ -421,8 +421,6 @@ func (d *dashboard) errors(c echo.Context) error {
 	}
 	return render(c, "errors", v)
 }
-
-func templateQuery(s string) string { return template.URLQueryEscaper(s) }
 
 type tracePage struct {
 	base
