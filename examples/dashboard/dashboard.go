@@ -186,9 +186,9 @@ type base struct {
 	Title       string
 	Window      window
 	Windows     []window
-	Path        string // the page's path, for the window links
+	Path        string       // the page's path, for the window links
 	Query       template.URL // the page's other query parameters, from "&", encoded
-	Refresh     int    // seconds; 0: no auto-refresh
+	Refresh     int          // seconds; 0: no auto-refresh
 	Backfill    int64
 	BackfillAt  time.Time
 	GeneratedAt time.Time
