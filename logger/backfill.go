@@ -38,11 +38,19 @@ func nextChunk(n int, took time.Duration) int {
 // RebuildRollups; calling it waits for the work instead.
 func (s *Store) Backfill(ctx context.Context) (int64, error) {
 	var total int64
+	damaged := 0
+	defer func() {
+		if damaged > 0 {
+			s.log.Warn("request log: damaged rollup rows left as they are; rebuild them with flotilla rollups rebuild",
+				"path", s.path, "rows", damaged)
+		}
+	}()
 	n := 256
 	for {
 		began := time.Now()
-		done, rows, err := s.backfillStep(ctx, n)
+		done, rows, d, err := s.backfillStep(ctx, n)
 		total += rows
+		damaged += d
 		if err != nil {
 			return total, fmt.Errorf("logger: backfill rollups of %s: %w", s.path, err)
 		}
@@ -76,20 +84,21 @@ func backfillPending(ctx context.Context, db *sql.DB) (pending int64, since time
 	return max(end-next+1, 0), time.Unix(sinceSec, 0), nil
 }
 
-// backfillStep rolls up at most n of the pending rows in one transaction.
-func (s *Store) backfillStep(ctx context.Context, n int) (done bool, rows int64, err error) {
+// backfillStep rolls up at most n of the pending rows in one transaction,
+// and says how many damaged rollup rows it left as they were.
+func (s *Store) backfillStep(ctx context.Context, n int) (done bool, rows int64, damaged int, err error) {
 	tx, err := s.wdb.BeginTx(ctx, nil) // BEGIN IMMEDIATE
 	if err != nil {
-		return false, 0, err
+		return false, 0, 0, err
 	}
 	defer tx.Rollback()
 	var next, end, since int64
 	err = tx.QueryRowContext(ctx, `SELECT next_id, end_id, since FROM rollup_backfill WHERE id = 1`).Scan(&next, &end, &since)
 	if errors.Is(err, sql.ErrNoRows) {
-		return true, 0, nil
+		return true, 0, 0, nil
 	}
 	if err != nil {
-		return false, 0, err
+		return false, 0, 0, err
 	}
 	hi := min(next+int64(n)-1, end)
 	var agg rollupAgg
@@ -97,7 +106,7 @@ func (s *Store) backfillStep(ctx context.Context, n int) (done bool, rows int64,
 		rs, err := tx.QueryContext(ctx, `SELECT ts, service, method, route, status, duration_us, bytes_in, bytes_out, error <> ''
 			FROM requests WHERE id BETWEEN ? AND ? AND ts >= ?`, next, hi, since*1_000_000)
 		if err != nil {
-			return false, 0, err
+			return false, 0, 0, err
 		}
 		nowSec := time.Now().Unix()
 		for rs.Next() {
@@ -109,22 +118,18 @@ func (s *Store) backfillStep(ctx context.Context, n int) (done bool, rows int64,
 			)
 			if err := rs.Scan(&ts, &svc, &method, &route, &status, &dur, &in, &out, &failed); err != nil {
 				rs.Close()
-				return false, 0, err
+				return false, 0, 0, err
 			}
 			agg.add(ts, svc, method, route, status, dur, in, out, failed, nowSec)
 			rows++
 		}
 		if err := rs.Close(); err != nil {
-			return false, 0, err
+			return false, 0, 0, err
 		}
 		st := &sqlRollups{ctx: ctx, tx: tx}
 		defer st.close()
-		damaged, err := applyRollups(st, &agg)
-		if err != nil {
-			return false, 0, err
-		}
-		if damaged > 0 {
-			s.log.Warn("request log: damaged rollup rows left as they are; rebuild them", "path", s.path, "rows", damaged)
+		if damaged, err = applyRollups(st, &agg); err != nil {
+			return false, 0, 0, err
 		}
 	}
 	if hi >= end {
@@ -133,9 +138,9 @@ func (s *Store) backfillStep(ctx context.Context, n int) (done bool, rows int64,
 		_, err = tx.ExecContext(ctx, `UPDATE rollup_backfill SET next_id = ? WHERE id = 1`, hi+1)
 	}
 	if err != nil {
-		return false, 0, err
+		return false, 0, 0, err
 	}
-	return hi >= end, rows, tx.Commit()
+	return hi >= end, rows, damaged, tx.Commit()
 }
 
 // RebuildRollups replaces the rollups that the raw rows can rebuild, for
@@ -295,10 +300,7 @@ func (t *sqlRollups) load(k *rollupKey, v *rollupVal) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if v.hist, err = parseHist(v.hist, t.raw); err != nil {
-		return true, fmt.Errorf("%w: %w", ErrRollupsDamaged, err)
-	}
-	return true, nil
+	return true, v.decode(t.raw)
 }
 
 func (t *sqlRollups) marks(service string) (marks, bool, error) {

@@ -29,7 +29,7 @@ func TestBackfillStep_IsBounded(t *testing.T) {
 	require.NoError(t, err)
 
 	for i, want := range []int64{1000, 1000, 500} {
-		done, rows, err := s.backfillStep(ctx, 1000)
+		done, rows, _, err := s.backfillStep(ctx, 1000)
 		require.NoError(t, err)
 		assert.Equal(t, want, rows, "step %d", i)
 		assert.Equal(t, i == 2, done, "step %d", i)
@@ -66,7 +66,7 @@ func BenchmarkBackfill(b *testing.B) {
 		began := time.Now()
 		for {
 			t0 := time.Now()
-			done, _, err := s.backfillStep(ctx, n)
+			done, _, _, err := s.backfillStep(ctx, n)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -209,7 +209,7 @@ type batchConn struct {
 	agg            rollupAgg
 	hbuf           []byte // a stored histogram, read
 	jbuf           []byte // a histogram to store
-	damaged        int    // rollup rows found damaged by the last insert
+	damaged        int    // rollup rows found damaged by the last insert, left as they were
 }
 
 // sqliteErr returns the error for result code rc as a go-sqlite3 Error, so
@@ -297,11 +297,7 @@ func (b *batchConn) load(k *rollupKey, v *rollupVal) (bool, error) {
 	if histn < 0 {
 		return true, fmt.Errorf("%w: histogram longer than %d bytes", ErrRollupsDamaged, len(b.hbuf))
 	}
-	var err error
-	if v.hist, err = parseHist(v.hist, b.hbuf[:histn]); err != nil {
-		return true, fmt.Errorf("%w: %w", ErrRollupsDamaged, err)
-	}
-	return true, nil
+	return true, v.decode(b.hbuf[:histn])
 }
 
 // marks implements rollupTx on the writer's connection.

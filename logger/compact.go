@@ -3,7 +3,6 @@ package logger
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -134,42 +133,37 @@ func nextRow(st *sqlRollups, service string, level, from int64) (int64, error) {
 // compactRange writes the route rollups of level to at start as the sum of
 // service's route rollups of level from within it.
 func compactRange(st *sqlRollups, service string, from, to, start int64) error {
-	for table, name := range rollupTables[:1] {
-		rows, err := st.tx.QueryContext(st.ctx, `SELECT method, route, status, count, failed, bytes_in, bytes_out, duration_us, max_us, hist
-			FROM `+name+` WHERE level = ? AND service = ? AND ts >= ? AND ts < ?`, from, service, start, start+to)
-		if err != nil {
+	rows, err := st.tx.QueryContext(st.ctx, `SELECT method, route, status, count, failed, bytes_in, bytes_out, duration_us, max_us, hist
+		FROM rollups WHERE level = ? AND service = ? AND ts >= ? AND ts < ?`, from, service, start, start+to)
+	if err != nil {
+		return err
+	}
+	sums := map[rollupKey]*rollupVal{}
+	var raw []byte
+	for rows.Next() {
+		k := rollupKey{level: to, ts: start, service: service}
+		var v rollupVal
+		if err := rows.Scan(&k.method, &k.route, &k.status, &v.count, &v.failed, &v.bytesIn, &v.bytesOut, &v.durUS, &v.maxUS, &raw); err != nil {
+			rows.Close()
 			return err
 		}
-		sums := map[rollupKey]*rollupVal{}
-		var raw []byte
-		for rows.Next() {
-			k := rollupKey{table: table, level: to, ts: start, service: service}
-			var v rollupVal
-			if err := rows.Scan(&k.method, &k.route, &k.status, &v.count, &v.failed, &v.bytesIn, &v.bytesOut, &v.durUS, &v.maxUS, &raw); err != nil {
-				rows.Close()
-				return err
-			}
-			if v.hist, err = parseHist(nil, raw); err == nil {
-				err = v.check()
-			}
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("%s rollup at or after %s: %w: rebuild them with `flotilla rollups rebuild`",
-					levelName(from), time.Unix(start, 0).UTC().Format(time.DateTime), errors.Join(ErrRollupsDamaged, err))
-			}
-			if acc := sums[k]; acc != nil {
-				acc.merge(&v)
-			} else {
-				sums[k] = &v
-			}
+		if err := v.decode(raw); err != nil {
+			rows.Close()
+			return fmt.Errorf("%s rollup at or after %s: %w: rebuild them with `flotilla rollups rebuild`",
+				levelName(from), time.Unix(start, 0).UTC().Format(time.DateTime), err)
 		}
-		if err := rows.Close(); err != nil {
+		if acc := sums[k]; acc != nil {
+			acc.merge(&v)
+		} else {
+			sums[k] = &v
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	for k, v := range sums {
+		if err := st.save(&k, v); err != nil {
 			return err
-		}
-		for k, v := range sums {
-			if err := st.save(&k, v); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -58,6 +58,16 @@ func (v *rollupVal) merge(o *rollupVal) {
 	v.hist.merge(o.hist)
 }
 
+// decode reads a stored histogram into v (reusing its space) and checks
+// that the row adds up: anything else is ErrRollupsDamaged.
+func (v *rollupVal) decode(raw []byte) error {
+	var err error
+	if v.hist, err = parseHist(v.hist, raw); err != nil {
+		return fmt.Errorf("%w: %w", ErrRollupsDamaged, err)
+	}
+	return v.check()
+}
+
 // check reports whether the row adds up: its histogram counts each of its
 // requests once.
 func (v *rollupVal) check() error {
@@ -203,7 +213,8 @@ type rollupTx interface {
 	// setMarks stores them.
 	setMarks(service string, m marks) error
 	// load fills v with the stored row of k, reporting whether there is
-	// one. A row that cannot be read is ErrRollupsDamaged.
+	// one. A row that cannot be read or does not add up is
+	// ErrRollupsDamaged.
 	load(k *rollupKey, v *rollupVal) (bool, error)
 	// save stores v as the row of k.
 	save(k *rollupKey, v *rollupVal) error
@@ -234,7 +245,7 @@ func applyRollups(tx rollupTx, a *rollupAgg) (damaged int, err error) {
 	for k, v := range a.rows(func(s string) marks { return byService[s] }) {
 		cur.count, cur.failed, cur.bytesIn, cur.bytesOut, cur.durUS, cur.maxUS = 0, 0, 0, 0, 0, 0
 		cur.hist = cur.hist[:0]
-		found, err := tx.load(&k, &cur)
+		_, err := tx.load(&k, &cur)
 		if errors.Is(err, ErrRollupsDamaged) {
 			damaged++
 			continue
@@ -242,16 +253,7 @@ func applyRollups(tx rollupTx, a *rollupAgg) (damaged int, err error) {
 		if err != nil {
 			return damaged, err
 		}
-		if found {
-			if cur.check() != nil {
-				damaged++
-				continue
-			}
-			cur.merge(v)
-		} else {
-			cur.count, cur.failed, cur.bytesIn, cur.bytesOut, cur.durUS, cur.maxUS = v.count, v.failed, v.bytesIn, v.bytesOut, v.durUS, v.maxUS
-			cur.hist = append(cur.hist, v.hist...)
-		}
+		cur.merge(v) // into the stored row, or into nothing
 		if err := tx.save(&k, &cur); err != nil {
 			return damaged, err
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
@@ -364,7 +366,8 @@ func TestRollups_BackfillTheHistoryOfAnOldFile(t *testing.T) {
 // Damaged rollups are refused with the way out, and rebuilt from the raw
 // rows; rollups dropped by hand come back at the next open.
 func TestRollups_DamagedAreRefusedAndRebuilt(t *testing.T) {
-	s, path := openStore(t)
+	var out lockedBuffer
+	s, path := openStore(t, logger.WithLogger(slog.New(slog.NewTextHandler(&out, nil))))
 	for i := range 500 {
 		s.Log(testRecord("svc", i))
 	}
@@ -380,8 +383,11 @@ func TestRollups_DamagedAreRefusedAndRebuilt(t *testing.T) {
 	_, err = s.Summary(context.Background(), time.Now().Add(-5*time.Minute))
 	require.ErrorIs(t, err, logger.ErrRollupsDamaged)
 
-	s.Log(testRecord("svc", 500)) // a batch over damaged rows leaves them to the rebuild
+	s.Log(testRecord("svc", 500)) // a batch over damaged rows leaves them to the rebuild, and says so
 	require.NoError(t, s.Flush(context.Background()))
+	waitFor(t, 10*time.Second, "a warning about the damaged rows", func() bool {
+		return strings.Contains(out.String(), "damaged rollup rows left as they are; rebuild them with flotilla rollups rebuild")
+	})
 
 	_, err = s.RebuildRollups(context.Background())
 	require.NoError(t, err)

@@ -338,12 +338,7 @@ func (r *Reader) rollupRows(ctx context.Context, stmt string, args []any, fn fun
 			return err
 		}
 		row.service, row.method, row.route = intern(service), intern(method), intern(route)
-		if row.hist, err = parseHist(row.hist, raw); err != nil {
-			err = fmt.Errorf("%w: %w", ErrRollupsDamaged, err)
-		} else {
-			err = row.check()
-		}
-		if err != nil {
+		if err := row.decode(raw); err != nil {
 			return fmt.Errorf("%s rollup of %s at %s (%s %q, status %d): %w: rebuild them with `flotilla rollups rebuild` (Store.RebuildRollups)",
 				levelName(row.level), row.service, time.Unix(row.ts, 0).UTC().Format(time.DateTime), row.method, row.route, row.status, err)
 		}

@@ -61,6 +61,7 @@ type writer struct {
 	warnedAt time.Time
 	warnedN  uint64 // dropped count at the last warning
 	errSeen  time.Time
+	damaged  int // damaged rollup rows met since the last warning about them
 }
 
 // drain writes everything queued, one transaction per chunk.
@@ -120,7 +121,11 @@ func (w *writer) commit(c *chunk) {
 
 // write commits c in one BEGIN IMMEDIATE transaction.
 func (w *writer) write(c *chunk) error {
-	return w.s.bc.insert(c.recs[:c.n])
+	err := w.s.bc.insert(c.recs[:c.n])
+	if err == nil {
+		w.damaged += w.s.bc.damaged
+	}
+	return err
 }
 
 // warn logs, at most once per DefaultWarnInterval, that records were dropped
@@ -135,6 +140,12 @@ func (w *writer) warn() {
 		s.log.Warn("request log queue full: records dropped",
 			"path", s.path, "dropped", d-w.warnedN, "dropped_total", d)
 		w.warnedN, w.warnedAt = d, now
+		return
+	}
+	if w.damaged > 0 {
+		s.log.Warn("request log: damaged rollup rows left as they are; rebuild them with flotilla rollups rebuild",
+			"path", s.path, "rows", w.damaged)
+		w.damaged, w.warnedAt = 0, now
 		return
 	}
 	st := s.Stats()
