@@ -202,8 +202,7 @@ func planQuery(table string, pieces []piece, services []string) (string, []any) 
 		if p.from >= p.to {
 			continue
 		}
-		parts = append(parts, `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts`+
-			fromRollups(table, services)+` WHERE level = ? AND ts >= ? AND ts < ?`+filter)
+		parts = append(parts, rollupSelect+fromRollups(table, services)+` WHERE level = ? AND ts >= ? AND ts < ?`+filter)
 		args = append(append(args, p.level, p.from, p.to), fargs...)
 	}
 	return strings.Join(parts, " UNION ALL "), args

@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 

@@ -170,8 +170,7 @@ func (r *Reader) SLOs(ctx context.Context, objectives map[string]Objective) ([]S
 	// current minute among them); 6h from the last 6 hour rollups.
 	cur, curHour := floorTo(now.Unix(), levelMinute), floorTo(now.Unix(), levelHour)
 	filter, args := serviceFilter(names)
-	q := `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts` +
-		fromRollups(rollupTables[1], names) + ` WHERE level = ? AND ts > ?` + filter
+	q := rollupSelect + fromRollups(rollupTables[1], names) + ` WHERE level = ? AND ts > ?` + filter
 	err := r.rollupRows(ctx, q+` UNION ALL `+q, append(append(append([]any{levelMinute, cur - 60*60}, args...), levelHour, curHour-6*3600), args...),
 		func(row *rollupRow) {
 			a := by[row.service]

@@ -310,7 +310,11 @@ type rollupRow struct {
 	rollupVal
 }
 
-// rollupRows runs stmt and calls fn with each row, checked: a row whose
+// rollupSelect selects the columns rollupRows reads, in its order.
+const rollupSelect = `SELECT service, method, route, status, count, failed, bytes_in, bytes_out, max_us, hist, level, ts`
+
+// rollupRows runs stmt, which begins with rollupSelect, and calls fn with
+// each row, checked: a row whose
 // histogram cannot be read or does not add up to its count is
 // ErrRollupsDamaged, and stops the query.
 func (r *Reader) rollupRows(ctx context.Context, stmt string, args []any, fn func(*rollupRow)) error {
