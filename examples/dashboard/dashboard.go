@@ -316,20 +316,16 @@ func (d *dashboard) service(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := d.reg.Service(name); !ok && !slices.Contains(d.services, name) {
-		r, err := d.reader()
-		if err != nil {
-			return err
-		}
-		if sums, _ := r.Summary(c.Request().Context(), time.Now().Add(-30*24*time.Hour), logger.ForServices(name)); len(sums) == 0 {
-			return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("no service %q in the port map or the log", name))
-		}
-	}
 	r, err := d.reader()
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
+	if _, ok := d.reg.Service(name); !ok { // a service that left the map may still be in the log
+		if sums, _ := r.Summary(ctx, time.Now().Add(-30*24*time.Hour), logger.ForServices(name)); len(sums) == 0 {
+			return echo.NewHTTPError(http.StatusNotFound, fmt.Sprintf("no service %q in the port map or the log", name))
+		}
+	}
 	since := time.Now().Add(-w.D)
 	v := servicePage{base: d.base(ctx, r, name, w, "/service/"+name)}
 	v.Service.Service = name
