@@ -83,19 +83,12 @@ type rollupAgg struct {
 	minutes map[rollupKey]*rollupVal
 }
 
-// knownMethods are kept in the rollup keys as they are; any other method is
-// "_OTHER", so that no client can grow the keys' number.
-var knownMethods = map[string]string{}
-
-func init() {
-	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"} {
-		knownMethods[m] = m
-	}
-}
-
+// rollupMethod keeps the standard methods in the rollup keys as they are;
+// any other is "_OTHER", so that no client can grow the keys' number.
 func rollupMethod(m string) string {
-	if k, ok := knownMethods[m]; ok {
-		return k
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":
+		return m
 	}
 	return "_OTHER"
 }
