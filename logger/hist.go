@@ -131,7 +131,7 @@ func parseHist(h hist, s []byte) (hist, error) {
 			v = v*10 + int64(s[i]-'0')
 			i++
 		}
-		ok := i > 0 && (i == len(s) || s[i] < '0' || s[i] > '9')
+		ok := i > 0 && (i == len(s) || s[i] < '0' || s[i] > '9') && (s[0] != '0' || i == 1) // no leading zeros, as in JSON
 		s = s[i:]
 		return v, ok
 	}

@@ -92,7 +92,7 @@ func TestHist_MergeAndJSON(t *testing.T) {
 
 func TestParseHist_RefusesWhatItDidNotWrite(t *testing.T) {
 	for _, bad := range []string{"", "{", "[]", `{"1":}`, `{"1":0}`, `{"2":1,"1":1}`, `{"1":1,}`, `{1:1}`,
-		`{"1":1 ,"2":1}`, `{"-1":1}`, `{"1":1}x`, `{"99999999999999999999":1}`, `{"1":1,"1":2}`} {
+		`{"1":1 ,"2":1}`, `{"-1":1}`, `{"0":01}`, `{"07":1}`, `{"1":1}x`, `{"99999999999999999999":1}`, `{"1":1,"1":2}`} {
 		_, err := parseHist(nil, []byte(bad))
 		assert.ErrorIs(t, err, errHistFormat, "%q", bad)
 	}
