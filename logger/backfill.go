@@ -20,7 +20,7 @@ import (
 // backfillTarget is how long one backfill transaction aims to hold the
 // write lock; the number of rows per transaction adapts to it, starting
 // small and at most doubling from one to the next.
-const backfillTarget = 40 * time.Millisecond
+const backfillTarget = 30 * time.Millisecond
 
 // nextChunk returns the rows of the next backfill step after one of n rows
 // that took took.
@@ -33,7 +33,7 @@ func nextChunk(n int, took time.Duration) int {
 
 // Backfill rolls up the raw rows that no rollup counts yet (see
 // RebuildRollups), in transactions that each hold the write lock for about
-// 40 ms, until none is left or ctx ends. It returns how many rows it
+// 30 ms, until none is left or ctx ends. It returns how many rows it
 // rolled up. Every Store runs it in the background after Open and after
 // RebuildRollups; calling it waits for the work instead.
 func (s *Store) Backfill(ctx context.Context) (int64, error) {

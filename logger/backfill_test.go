@@ -88,3 +88,10 @@ func BenchmarkBackfill(b *testing.B) {
 		s.Close()
 	}
 }
+
+func TestNextChunkAimsAtTheTarget(t *testing.T) {
+	assert.Equal(t, 512, nextChunk(256, time.Millisecond), "a fast step at most doubles the next")
+	assert.Equal(t, 1000, nextChunk(2000, 2*backfillTarget), "a slow step halves the next")
+	assert.Equal(t, 256, nextChunk(300, 10*backfillTarget), "never below 256 rows")
+	assert.Equal(t, 65536, nextChunk(60000, 0), "never above 65,536 rows")
+}

@@ -189,7 +189,7 @@ func (a *app) rollupsCmd() *cobra.Command {
 		Long: `rebuild replaces the rollups of every day the raw rows cover, for rollups
 that a query found damaged or that you doubt. In one short transaction it
 deletes them and schedules the raw rows; it then rolls them up itself in
-transactions of about 40 ms, as the running services also do in the
+transactions of about 30 ms, as the running services also do in the
 background. Services keep serving and logging meanwhile: their requests never
 wait for it. Older rollups, whose raw rows retention deleted, are kept.
 
