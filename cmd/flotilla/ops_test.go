@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -349,6 +351,34 @@ name = "bad"
 	assert.Equal(t, 1, strings.Count(text, `"msg":"started"`), "svc-a started once")
 	assert.NotContains(t, text, "svc-a | exited")
 
+	// A hand-over (flotilla restart): up follows the successor, and starts
+	// the service again when the successor dies.
+	restartOut, restartErr, code := cli("--registry", registry, "restart", "svc-a")
+	require.Equal(t, 0, code, "%s%s", restartOut, restartErr)
+	handedOver := regexp.MustCompile(`svc-a \| handed over from pid (\d+) to pid (\d+); following it`)
+	eventually(t, 20*time.Second, func() bool { return handedOver.MatchString(out.String()) }, "up did not follow the hand-over", out.String)
+	successor, err := strconv.Atoi(handedOver.FindStringSubmatch(out.String())[2])
+	require.NoError(t, err)
+	assert.Contains(t, restartOut, fmt.Sprintf("-> %d,", successor), "the successor up follows is the one restart saw")
+	require.NoError(t, syscall.Kill(successor, syscall.SIGKILL))
+	eventually(t, 20*time.Second, func() bool {
+		return strings.Contains(out.String(), "svc-a | exited (killed by killed); starting it again in 1s")
+	}, "up did not start svc-a again after its successor died", out.String)
+	eventually(t, 20*time.Second, func() bool { return strings.Count(out.String(), `"msg":"started"`) == 3 }, "svc-a not started again", out.String)
+	eventually(t, 20*time.Second, func() bool {
+		res, err := client.Get("http://svc-a/work")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	}, "svc-a never served again", out.String)
+	for range 9 {
+		res, err := client.Get("http://svc-a/work")
+		require.NoError(t, err)
+		res.Body.Close()
+	}
+
 	require.NoError(t, up.Process.Signal(os.Interrupt))
 	require.NoError(t, up.Wait(), out.String())
 	assert.Contains(t, out.String(), "flotilla up: all stopped")
@@ -357,7 +387,7 @@ name = "bad"
 	defer r.Close()
 	rows, err := r.Requests(context.Background(), logger.Query{Route: "/work"})
 	require.NoError(t, err)
-	assert.Len(t, rows, 21, "every request in the log after Ctrl-C")
+	assert.Len(t, rows, 31, "every request in the log after Ctrl-C")
 
 	_, errOut, code := cli("--registry", registry, "up", "--bin", filepath.Join(dir, "nowhere"))
 	assert.Equal(t, 1, code)

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -39,8 +42,10 @@ is printed with its name in front.
 
 A service that fails (exits with a status other than 0) is started again
 after 1 s, then 2 s, doubling up to 30 s; a run of a minute or more starts
-the delays again from 1 s. One that exits 0 (stopped, or handed over to its
-successor by flotilla restart) is not. Ctrl-C
+the delays again from 1 s. One that exits 0 is not. A service restarted with
+SIGHUP (flotilla restart) hands over to its successor, which names itself on
+the NOTIFY_SOCKET up gives each service, as under systemd; up then supervises
+the successor in its place. Ctrl-C
 stops them all gracefully (SIGTERM: each drains within its shutdown timeout
 and writes what it logged) and exits 0.
 
@@ -74,6 +79,11 @@ In production the supervisor is systemd (flotilla systemd writes the units).`,
 			}
 			fmt.Fprintf(a.stderr, "flotilla up: %d services of %s; Ctrl-C stops them. In production the supervisor is systemd (flotilla systemd).\n", len(run), registry)
 			out := &prefixer{w: a.stderr, colours: colour(a.stderr)}
+			done, err := upNotify(run, func(msg string) { fmt.Fprintln(a.stderr, "flotilla up:", msg) })
+			if err != nil {
+				return err
+			}
+			defer done()
 			var wg sync.WaitGroup
 			for _, s := range run {
 				wg.Add(1)
@@ -94,11 +104,12 @@ In production the supervisor is systemd (flotilla systemd writes the units).`,
 // upService is one service that flotilla up runs.
 type upService struct {
 	discovery.Service
-	path string
+	path   string
+	notify *net.UnixConn // its NOTIFY_SOCKET, where a hand-over names the successor
 }
 
 // supervise runs s until ctx ends, starting it again with backoff when it
-// exits; when ctx ends it stops it with SIGTERM and waits for it.
+// fails; when ctx ends it stops it with SIGTERM and waits for it.
 func (s upService) supervise(ctx context.Context, registry string, out *prefixer) {
 	delay := upFirstDelay
 	for {
@@ -108,9 +119,7 @@ func (s upService) supervise(ctx context.Context, registry string, out *prefixer
 			return
 		}
 		if err == nil {
-			// A graceful stop: a SIGTERM from elsewhere, or a hand-over
-			// to a successor (flotilla restart), which serves on.
-			out.say(s.Name, "exited cleanly (stopped, or handed over to a successor); not started again")
+			out.say(s.Name, "exited cleanly (stopped with SIGTERM from elsewhere); not started again")
 			return
 		}
 		if time.Since(began) >= upHealthyRun {
@@ -126,24 +135,40 @@ func (s upService) supervise(ctx context.Context, registry string, out *prefixer
 	}
 }
 
-// runOnce runs s once, its output through out, and stops it gracefully when
-// ctx ends.
+// runOnce runs s, its output through out, until it exits with no successor,
+// and stops it gracefully when ctx ends. A process that hands over to a
+// successor (SIGHUP, flotilla restart) names it in a MAINPID= message on its
+// NOTIFY_SOCKET, as it would to systemd, and exits 0; the successor, which
+// the runner then has as its child (it is a child subreaper), is followed in
+// its place. It returns nil for an exit 0 with no successor.
 func (s upService) runOnce(ctx context.Context, registry string, out *prefixer) error {
 	cmd := exec.Command(s.path)
 	cmd.Env = append(os.Environ(), "FLOTILLA_REGISTRY="+registry)
+	if s.notify != nil {
+		s.successor(0) // names left from an earlier run
+		cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+s.notify.LocalAddr().String())
+	}
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		cmd.Env = append(cmd.Env, k+"="+s.Env[k])
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C is the runner's to pass on
-	pr, pw := io.Pipe()
+	// Its own process group, which its successors share: Ctrl-C is the
+	// runner's to pass on, to all of them at once.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw, err := os.Pipe() // a file, not a writer: successors write on after the first exits
+	if err != nil {
+		return err
+	}
 	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		pw.Close()
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
 		return err
 	}
 	lines := make(chan struct{})
 	go func() {
 		defer close(lines)
+		defer pr.Close()
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -151,21 +176,138 @@ func (s upService) runOnce(ctx context.Context, registry string, out *prefixer) 
 		}
 		io.Copy(io.Discard, pr)
 	}()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); pw.Close() }()
-	var err error
-	select {
-	case err = <-exited:
-	case <-ctx.Done():
-		cmd.Process.Signal(syscall.SIGTERM)
-		err = <-exited
+	group, pid := cmd.Process.Pid, cmd.Process.Pid
+	wait := func() error {
+		err := cmd.Wait()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exitError(exit.Sys().(syscall.WaitStatus))
+		}
+		return err
 	}
-	<-lines
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return fmt.Errorf("status %d", exit.ExitCode())
+	stopped := false
+	for {
+		exited := make(chan error, 1)
+		go func() { exited <- wait() }()
+		select {
+		case err = <-exited:
+		case <-ctx.Done():
+			if !stopped { // once: the group holds every successor
+				syscall.Kill(-group, syscall.SIGTERM)
+				stopped = true
+			}
+			err = <-exited
+		}
+		if err != nil {
+			if !stopped {
+				syscall.Kill(-group, syscall.SIGTERM) // a successor it was starting
+			}
+			<-lines
+			return err
+		}
+		next := s.successor(pid)
+		if next == 0 {
+			<-lines
+			return nil
+		}
+		if !stopped {
+			out.say(s.Name, fmt.Sprintf("handed over from pid %d to pid %d; following it", pid, next))
+		}
+		pid = next
+		wait = func() error { return waitChild(pid) }
 	}
-	return err
+}
+
+// exitError describes a status other than exit 0; nil for exit 0.
+func exitError(ws syscall.WaitStatus) error {
+	switch {
+	case ws.Signaled():
+		return fmt.Errorf("killed by %v", ws.Signal())
+	case ws.ExitStatus() != 0:
+		return fmt.Errorf("status %d", ws.ExitStatus())
+	}
+	return nil
+}
+
+// successor returns the last pid other than pid that a MAINPID= message on
+// s's notify socket named, 0 if none, reading only what is already there.
+func (s upService) successor(pid int) int {
+	if s.notify == nil {
+		return 0
+	}
+	raw, err := s.notify.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	next := 0
+	buf := make([]byte, 4096)
+	for {
+		var n int
+		var rerr error
+		if err := raw.Read(func(fd uintptr) bool {
+			n, _, rerr = syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
+			return true // never wait
+		}); err != nil || rerr != nil {
+			return next
+		}
+		for _, line := range strings.Split(string(buf[:n]), "\n") {
+			if v, ok := strings.CutPrefix(line, "MAINPID="); ok {
+				if p, err := strconv.Atoi(v); err == nil && p > 0 && p != pid {
+					next = p
+				}
+			}
+		}
+	}
+}
+
+// waitChild waits for the child pid (a successor adopted as a subreaper)
+// to exit, as exitError describes it.
+func waitChild(pid int) error {
+	for {
+		var ws syscall.WaitStatus
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("follow successor pid %d: %w", pid, err)
+		}
+		return exitError(ws)
+	}
+}
+
+// upNotify makes the runner a child subreaper, so that a service's
+// successor becomes its child when the first process exits, and opens a
+// notify socket per service in a new private folder. It returns a function
+// that removes them. Without subreaping (not Linux), hand-overs are not
+// followed: it says so and returns no sockets.
+func upNotify(services []upService, warn func(string)) (func(), error) {
+	const prSetChildSubreaper = 36
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		warn(fmt.Sprintf("cannot follow hand-overs (prctl PR_SET_CHILD_SUBREAPER: %v): a service restarted with SIGHUP is no longer supervised", errno))
+		return func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "flotilla-up-") // 0700
+	if err != nil {
+		return nil, fmt.Errorf("notify sockets: %w", err)
+	}
+	closeAll := func() {
+		for i := range services {
+			if services[i].notify != nil {
+				services[i].notify.Close()
+			}
+		}
+		os.RemoveAll(dir)
+	}
+	for i := range services {
+		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, fmt.Sprintf("%d.sock", i)), Net: "unixgram"})
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("notify socket of %s: %w", services[i].Name, err)
+		}
+		services[i].notify = c
+	}
+	return closeAll, nil
 }
 
 // prefixer writes lines with the name of the service they came from.
