@@ -43,11 +43,11 @@ is printed with its name in front.
 A service that fails (exits with a status other than 0) is started again
 after 1 s, then 2 s, doubling up to 30 s; a run of a minute or more starts
 the delays again from 1 s. One that exits 0 is not. A service restarted with
-SIGHUP (flotilla restart) hands over to its successor, which names itself on
-the NOTIFY_SOCKET up gives each service, as under systemd; up then supervises
-the successor in its place. Ctrl-C
-stops them all gracefully (SIGTERM: each drains within its shutdown timeout
-and writes what it logged) and exits 0.
+SIGHUP (flotilla restart) names its successor on the NOTIFY_SOCKET up gives
+it (MAINPID=, as under systemd) before it drains and exits; up then
+supervises the successor in its place. Ctrl-C stops them all gracefully
+(SIGTERM to each service's process group: each drains within its shutdown
+timeout and writes what it logged) and exits 0.
 
 In production the supervisor is systemd (flotilla systemd writes the units).`,
 		Example: `  flotilla up --bin ./bin
