@@ -85,11 +85,28 @@ func runService(name string) {
 	})
 	app.GET("/chain/*", func(c echo.Context) error {
 		// Call the next service of the path: /chain/b/c calls b's /chain/c.
+		// A path that ends in /spin makes the last hop spin the CPU for up
+		// to a second, and PLATFORM_TEST_CHAIN_MODE sends the calls with
+		// the request's deadline (default), with its cancellation only
+		// ("cancel"), or with neither ("none"), for BenchmarkBudgetChain.
 		rest := strings.Split(strings.Trim(c.Param("*"), "/"), "/")
+		if rest[0] == "spin" {
+			if err := spin(c.Request().Context(), time.Second); err != nil {
+				return err
+			}
+			rest[0] = ""
+		}
 		if rest[0] == "" {
 			return c.String(http.StatusOK, name)
 		}
-		req, _ := http.NewRequestWithContext(c.Request().Context(), http.MethodGet,
+		ctx := c.Request().Context()
+		switch os.Getenv("PLATFORM_TEST_CHAIN_MODE") {
+		case "cancel":
+			ctx = withoutDeadline{ctx}
+		case "none":
+			ctx = context.WithoutCancel(ctx)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet,
 			"http://"+rest[0]+"/chain/"+strings.Join(rest[1:], "/"), nil)
 		res, err := platform.Client().Do(req)
 		if err != nil {
@@ -128,6 +145,27 @@ func runService(name string) {
 	}
 	platform.Main(app, name, opts...)
 }
+
+// spin uses the CPU for d, or until ctx ends, which it checks about every
+// 20 µs; it returns ctx's error when it ended first.
+func spin(ctx context.Context, d time.Duration) error {
+	sum := sha256.Sum256(nil)
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for range 100 {
+			sum = sha256.Sum256(sum[:])
+		}
+	}
+	return nil
+}
+
+// withoutDeadline is a context canceled with its parent that has no
+// deadline, so that a call made with it carries no budget.
+type withoutDeadline struct{ context.Context }
+
+func (withoutDeadline) Deadline() (time.Time, bool) { return time.Time{}, false }
 
 // traceContextTest is the W3C Trace Context harness's test endpoint: for
 // each {url, arguments} of the posted array, in order, it POSTs arguments

@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-go/flotilla/logger"
 	"github.com/flotilla-go/flotilla/platform"
 )
 
@@ -378,4 +380,151 @@ func p99(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[(len(s)*99+99)/100-1]
+}
+
+// BenchmarkBudgetChain runs a three-hop chain, svc-a → svc-b → svc-c, in
+// three processes, where svc-a (the edge) gives each request 100 ms and
+// svc-c spins the CPU for a second unless its request ends first. It sends
+// 10 such requests in turn, each followed by a quick one, three ways in one
+// run: the calls carry the deadline
+// budget (budget), only the cancellation of the caller's request (cancel:
+// no budget header, the connection closed when the caller gives up), or
+// neither (none: each hop waits for the next, so the edge answers after a
+// second). It reports, from the shared log, how long past the edge's 100 ms
+// each hop worked at most (negative: it ended before), and svc-c's CPU time
+// per request.
+// Run it with -benchtime 1x.
+func BenchmarkBudgetChain(b *testing.B) {
+	for range b.N {
+		for _, mode := range []string{"budget", "cancel", "none"} {
+			b.Run(mode, func(b *testing.B) { budgetChain(b, mode) })
+		}
+	}
+}
+
+func budgetChain(b *testing.B, mode string) {
+	const (
+		calls = 10
+		edge  = 100 * time.Millisecond
+	)
+	dir, err := os.MkdirTemp("", "flotilla-chain-") // short, for the sockets' paths
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, reg := filepath.Join(dir, "flotilla.db"), filepath.Join(dir, "flotilla.toml")
+	names := []string{"svc-a", "svc-b", "svc-c"}
+	if err := writeRegistry(reg, names...); err != nil {
+		b.Fatal(err)
+	}
+	procs := map[string]*exec.Cmd{}
+	for _, n := range names {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "PLATFORM_TEST_SERVICE="+n, "FLOTILLA_REGISTRY="+reg, "FLOTILLA_DB="+db,
+			"PLATFORM_TEST_CHAIN_MODE="+mode)
+		if n == "svc-a" {
+			cmd.Env = append(cmd.Env, "PLATFORM_TEST_REQUEST_TIMEOUT="+edge.String())
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+		procs[n] = cmd
+	}
+	client := func(name string) *http.Client {
+		sock := filepath.Join(dir, "run", name+".sock")
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", sock)
+			}}}
+	}
+	for _, n := range names {
+		c := client(n)
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			res, err := c.Get("http://" + n + "/health")
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s did not start: %v", n, err)
+			}
+		}
+	}
+	cpu0 := cpuTime(b, procs["svc-c"].Process.Pid)
+	edgeClient := client("svc-a")
+	for range calls {
+		// Each slow request, then a quick one: its success keeps the
+		// breakers closed, as steady traffic would.
+		for _, path := range []string{"/chain/svc-b/svc-c/spin", "/chain/svc-b/svc-c"} {
+			res, err := edgeClient.Get("http://svc-a" + path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	}
+	// Stopped, each has written its rows, retried attempts' included, and
+	// svc-c has spun for the last time.
+	for _, n := range names {
+		procs[n].Process.Signal(syscall.SIGTERM)
+		if err := procs[n].Wait(); err != nil {
+			b.Fatalf("%s: %v", n, err)
+		}
+	}
+	st := procs["svc-c"].ProcessState
+	cpu := st.UserTime() + st.SystemTime() - cpu0
+	r, err := logger.OpenReader(db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	rows, err := r.Requests(context.Background(), logger.Query{Route: "/chain/*"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	starts := map[string]time.Time{}
+	for _, row := range rows {
+		if row.Service == "svc-a" && strings.HasSuffix(row.Path, "/spin") {
+			starts[row.TraceID] = row.Time
+		}
+	}
+	past := map[string]time.Duration{}
+	for _, row := range rows {
+		start, ok := starts[row.TraceID]
+		if !ok {
+			continue // a quick request's
+		}
+		d := row.Time.Add(row.Duration).Sub(start.Add(edge)) // < 0: it ended before the edge's deadline
+		if p, seen := past[row.Service]; !seen || d > p {
+			past[row.Service] = d
+		}
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(past["svc-a"]), "edge-past-ms")
+	b.ReportMetric(ms(past["svc-b"]), "hop2-past-ms")
+	b.ReportMetric(ms(past["svc-c"]), "hop3-past-ms")
+	b.ReportMetric(ms(cpu)/calls, "hop3-cpu-ms/req")
+	b.ReportMetric(0, "ns/op")
+}
+
+// cpuTime returns the user and system CPU time pid has used, to the clock
+// tick (10 ms).
+func cpuTime(b *testing.B, pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // from field 3, the state
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %q", pid, s)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
