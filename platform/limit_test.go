@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -15,23 +16,33 @@ import (
 
 // With room for two requests at once, three more are shed at once: 503
 // with Retry-After, no handler run, logged as shed; /health is never shed,
-// and warns while shedding.
+// warns while shedding, and passes again once the load has gone.
 func TestRun_ShedsOverTheLimit(t *testing.T) {
+	shedsOverTheLimit(t, "2", 2)
+}
+
+// The adaptive limit, the default, does the same at the limit it starts
+// from (100) while latency is steady.
+func TestRun_AdaptiveLimitShedsAndRecovers(t *testing.T) {
+	shedsOverTheLimit(t, "auto", 100)
+}
+
+func shedsOverTheLimit(t *testing.T, setting string, limit int) {
 	dir := tempDir(t)
 	db := filepath.Join(dir, "f.db")
 	port := freePort(t)
-	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port, "FLOTILLA_CONCURRENCY=2").at("tcp", "127.0.0.1:"+port)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port, "FLOTILLA_CONCURRENCY="+setting).at("tcp", "127.0.0.1:"+port)
 	s.healthy(t)
 
 	var wg sync.WaitGroup
-	for range 2 {
+	for range limit {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.get(t, "/slow") }() // 2 s each
 	}
-	eventually(t, 10*time.Second, func() bool { // both places taken
+	eventually(t, 10*time.Second, func() bool { // every place taken
 		code, _ := s.get(t, "/hello/probe")
 		return code == http.StatusServiceUnavailable
-	}, "the two slow requests never filled the limit")
+	}, "the slow requests never filled the limit")
 	for range 3 {
 		res, err := http.Get("http://127.0.0.1:" + port + "/hello/more")
 		require.NoError(t, err)
@@ -46,12 +57,14 @@ func TestRun_ShedsOverTheLimit(t *testing.T) {
 	wg.Wait()
 	code, _ := s.get(t, "/hello/after")
 	assert.Equal(t, 200, code, "with room again, requests run")
+	eventually(t, 30*time.Second, func() bool { return s.healthy(t).Status == health.Pass },
+		"/health still warns long after the shedding stopped")
 
 	d := openDB(t, db)
 	eventually(t, 10*time.Second, func() bool {
 		return len(rows(t, d, "path = '/hello/after'")) == 1
 	}, "rows not logged")
-	shed := rows(t, d, "path = '/hello/more' AND status = 503 AND error LIKE '%shed: % requests in flight, the limit is 2%'")
+	shed := rows(t, d, fmt.Sprintf("path = '/hello/more' AND status = 503 AND error LIKE '%%shed: %% requests in flight, the limit is %d%%'", limit))
 	assert.Len(t, shed, 3)
 }
 
