@@ -329,19 +329,23 @@ name = "bad"
 	reg, err := discovery.Load(registry)
 	require.NoError(t, err)
 	client := &http.Client{Transport: reg.Transport(nil), Timeout: 5 * time.Second}
-	eventually(t, 20*time.Second, func() bool {
+	serves := func() bool {
 		res, err := client.Get("http://svc-a/work")
 		if err != nil {
 			return false
 		}
 		res.Body.Close()
 		return res.StatusCode == 200
-	}, "svc-a never served", out.String)
-	for range 20 {
-		res, err := client.Get("http://svc-a/work")
-		require.NoError(t, err)
-		res.Body.Close()
 	}
+	work := func(n int) {
+		for range n {
+			res, err := client.Get("http://svc-a/work")
+			require.NoError(t, err)
+			res.Body.Close()
+		}
+	}
+	eventually(t, 20*time.Second, serves, "svc-a never served", out.String)
+	work(20)
 	eventually(t, 20*time.Second, func() bool {
 		return strings.Contains(out.String(), "bad | exited (status 1); starting it again in 2s")
 	}, "bad was not started again with a growing delay", out.String)
@@ -365,19 +369,8 @@ name = "bad"
 		return strings.Contains(out.String(), "svc-a | exited (killed by killed); starting it again in 1s")
 	}, "up did not start svc-a again after its successor died", out.String)
 	eventually(t, 20*time.Second, func() bool { return strings.Count(out.String(), `"msg":"started"`) == 3 }, "svc-a not started again", out.String)
-	eventually(t, 20*time.Second, func() bool {
-		res, err := client.Get("http://svc-a/work")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == 200
-	}, "svc-a never served again", out.String)
-	for range 9 {
-		res, err := client.Get("http://svc-a/work")
-		require.NoError(t, err)
-		res.Body.Close()
-	}
+	eventually(t, 20*time.Second, serves, "svc-a never served again", out.String)
+	work(9)
 
 	require.NoError(t, up.Process.Signal(os.Interrupt))
 	require.NoError(t, up.Wait(), out.String())
