@@ -372,8 +372,16 @@ name = "bad"
 	eventually(t, 20*time.Second, serves, "svc-a never served again", out.String)
 	work(9)
 
+	// Ctrl-C while up follows a successor stops the successor too.
+	restartOut, restartErr, code = cli("--registry", registry, "restart", "svc-a")
+	require.Equal(t, 0, code, "%s%s", restartOut, restartErr)
+	eventually(t, 20*time.Second, func() bool { return len(handedOver.FindAllString(out.String(), -1)) == 2 },
+		"up did not follow the second hand-over", out.String)
+	successor, err = strconv.Atoi(handedOver.FindAllStringSubmatch(out.String(), -1)[1][2])
+	require.NoError(t, err)
 	require.NoError(t, up.Process.Signal(os.Interrupt))
 	require.NoError(t, up.Wait(), out.String())
+	assert.False(t, running(successor), "the successor outlived up")
 	assert.Contains(t, out.String(), "flotilla up: all stopped")
 	r, err := logger.OpenReader(filepath.Join(dir, "flotilla.db"))
 	require.NoError(t, err)
