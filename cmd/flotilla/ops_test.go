@@ -366,7 +366,7 @@ name = "bad"
 	assert.Contains(t, restartOut, fmt.Sprintf("-> %d,", successor), "the successor up follows is the one restart saw")
 	require.NoError(t, syscall.Kill(successor, syscall.SIGKILL))
 	eventually(t, 20*time.Second, func() bool {
-		return strings.Contains(out.String(), "svc-a | exited (killed by killed); starting it again in 1s")
+		return strings.Contains(out.String(), "svc-a | exited (killed by signal 9: killed); starting it again in 1s")
 	}, "up did not start svc-a again after its successor died", out.String)
 	eventually(t, 20*time.Second, func() bool { return strings.Count(out.String(), `"msg":"started"`) == 3 }, "svc-a not started again", out.String)
 	eventually(t, 20*time.Second, serves, "svc-a never served again", out.String)

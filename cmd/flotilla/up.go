@@ -222,7 +222,7 @@ func (s upService) runOnce(ctx context.Context, registry string, out *prefixer) 
 func exitError(ws syscall.WaitStatus) error {
 	switch {
 	case ws.Signaled():
-		return fmt.Errorf("killed by %v", ws.Signal())
+		return fmt.Errorf("killed by signal %d: %v", ws.Signal(), ws.Signal())
 	case ws.ExitStatus() != 0:
 		return fmt.Errorf("status %d", ws.ExitStatus())
 	}
