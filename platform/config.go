@@ -106,9 +106,13 @@ func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.req
 
 // WithConcurrencyLimit fixes how many requests the service runs at once
 // (env FLOTILLA_CONCURRENCY: auto, off or a number); 0 turns the limit off.
-// By default the limit is adaptive: it follows the service's latency (see
-// Run), between 10 and 1,000 requests in flight, from 100. A request over the limit is
-// answered 503 with Retry-After: 1 at once, without its handler.
+// By default the limit is adaptive: it follows the service's latency,
+// between 10 and 1,000 requests in flight, from 100, and while the Go
+// runtime queues goroutines (the CPU is short) it is capped at the
+// service's best concurrency, about its cores; Run then gives Go one
+// thread more than the cores, so that one is left to refuse requests (see
+// Run). A request over the limit is answered 503 with Retry-After: 1 at
+// once, without its handler.
 func WithConcurrencyLimit(n int) Option {
 	return func(c *config) {
 		c.concurrency, c.concurrencySet = n, true

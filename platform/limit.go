@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime/metrics"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,15 @@ const (
 	rttTolerance = 1.5
 	// shedWarn is how long /health warns after a request was shed.
 	shedWarn = 10 * time.Second
+	// queueTarget is how long the slowest tenth of goroutines may wait
+	// to run, over a window, before the runtime counts as queueing.
+	queueTarget = 5 * time.Millisecond
+	// capWindows is how many windows the queueing cap's measurements of
+	// throughput and latency cover.
+	capWindows = 20
+	// capHold is how long the cap stays after the last window that
+	// queued or shed.
+	capHold = time.Second
 )
 
 // limiter bounds the requests a service runs at once. Adaptive, it finds
@@ -43,10 +53,23 @@ const (
 // short stays within rttTolerance of long the limit grows by about its
 // square root (a queue worth of headroom); when requests get slower, it
 // shrinks in proportion, down to half per window. A service that queues
-// requests internally (a slow disk, a lock, a CPU shared by 45 services)
-// thus runs fewer at once instead of making every one wait. A request over
-// the limit is shed: answered 503 with Retry-After at once, without its
-// handler. Fixed, the limit is a number that does not move.
+// requests internally (a slow disk, a lock) thus runs fewer at once instead
+// of making every one wait.
+//
+// A queue the handlers never see is caught apart: when the CPU is what is
+// short, requests wait before they reach the handler, as runnable
+// goroutines, and the latency measured inside it does not move. While the
+// runtime queues (the slowest tenth of the window's goroutines waited more
+// than queueTarget to run), the limit is also capped at the concurrency of
+// the service at its best, by Little's law: the most requests per second of
+// the last capWindows windows times the lowest mean latency among them, at
+// least 1. For a CPU-bound handler that is about the number of cores, so a
+// P is left to read and refuse the rest (see the package doc on
+// GOMAXPROCS). The cap holds until capHold has passed without queueing or
+// shedding.
+//
+// A request over the limit is shed: answered 503 with Retry-After at once,
+// without its handler. Fixed, the limit is a number that does not move.
 //
 // The request path is two atomic adds and two clock reads; only the
 // request that completes a window takes the lock.
@@ -58,14 +81,24 @@ type limiter struct {
 	lastShed atomic.Int64 // unix nanoseconds
 
 	sum, count, peak atomic.Int64 // the window: latency sum (ns), requests, most in flight
+	uncapped         atomic.Int64 // the limit without the queueing cap
+	capEnds          atomic.Int64 // when the queueing cap lifts unless renewed (unix ns); 0 without one
 
 	mu      sync.Mutex
 	exact   float64 // the limit, unrounded
 	longRTT float64 // ns
+	// queued returns how long the slowest tenth of goroutines waited to
+	// run since its last call (schedWatch).
+	queued    func() time.Duration
+	windowEnd time.Time                          // when the last window ended
+	windows   [capWindows]struct{ x, r float64 } // requests per ns, mean latency (ns)
+	next      int                                // the next of windows to write
+	capUntil  time.Time                          // the cap holds until then
+	shedSeen  uint64                             // l.shed at the last window
 }
 
 func newLimiter(fixed int) *limiter {
-	l := &limiter{fixed: fixed > 0, exact: initialLimit}
+	l := &limiter{fixed: fixed > 0, exact: initialLimit, queued: newSchedWatch().slowTenth}
 	if l.fixed {
 		l.exact = float64(fixed)
 	}
@@ -76,7 +109,7 @@ func newLimiter(fixed int) *limiter {
 // acquire takes a place for a request, or reports that it must be shed.
 func (l *limiter) acquire() bool {
 	n := l.inflight.Add(1)
-	if n > l.limit.Load() {
+	if n > l.limit.Load() && !l.lift(n) {
 		l.inflight.Add(-1)
 		l.shed.Add(1)
 		l.lastShed.Store(time.Now().UnixNano())
@@ -88,6 +121,19 @@ func (l *limiter) acquire() bool {
 	return true
 }
 
+// lift ends a queueing cap whose time is up, which no finished window may
+// do when the traffic paused, and reports whether n requests in flight then
+// fit.
+func (l *limiter) lift(n int64) bool {
+	end := l.capEnds.Load()
+	if end == 0 || time.Now().UnixNano() < end || !l.capEnds.CompareAndSwap(end, 0) {
+		return false
+	}
+	u := l.uncapped.Load()
+	l.limit.Store(u) // the next window stores its own view
+	return n <= u
+}
+
 // release gives the place back, with the request's latency.
 func (l *limiter) release(rtt time.Duration) {
 	l.inflight.Add(-1)
@@ -96,12 +142,12 @@ func (l *limiter) release(rtt time.Duration) {
 	}
 	l.sum.Add(int64(rtt))
 	if l.count.Add(1)%limitWindow == 0 {
-		l.update()
+		l.update(time.Now())
 	}
 }
 
-// update turns the window into a new limit.
-func (l *limiter) update() {
+// update turns the window that ended at now into a new limit.
+func (l *limiter) update(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	sum, peak := l.sum.Swap(0), l.peak.Swap(0)
@@ -109,6 +155,18 @@ func (l *limiter) update() {
 	if short <= 0 {
 		return
 	}
+	capped := l.queueCap(now, short)
+	defer func() {
+		limit := int64(l.exact)
+		l.uncapped.Store(limit)
+		if capped > 0 && capped < limit {
+			l.limit.Store(capped)
+			l.capEnds.Store(l.capUntil.UnixNano())
+		} else {
+			l.limit.Store(limit)
+			l.capEnds.Store(0)
+		}
+	}()
 	if l.longRTT == 0 {
 		l.longRTT = short
 	} else {
@@ -123,7 +181,32 @@ func (l *limiter) update() {
 		next = math.Min(next, l.exact) // the traffic, not the service, held it back
 	}
 	l.exact = math.Min(maxLimit, math.Max(minLimit, l.exact*(1-limitSmoothing)+next*limitSmoothing))
-	l.limit.Store(int64(l.exact))
+}
+
+// queueCap records the window that ended at now, with mean latency short
+// (ns), and returns the cap on the limit while the runtime queues, 0 when
+// none holds.
+func (l *limiter) queueCap(now time.Time, short float64) int64 {
+	if !l.windowEnd.IsZero() {
+		if took := now.Sub(l.windowEnd); took > 0 {
+			l.windows[l.next%capWindows] = struct{ x, r float64 }{limitWindow / float64(took), short}
+			l.next++
+		}
+	}
+	l.windowEnd = now
+	shed := l.shed.Load()
+	if l.queued() > queueTarget || (shed != l.shedSeen && now.Before(l.capUntil)) {
+		l.capUntil = now.Add(capHold)
+	}
+	l.shedSeen = shed
+	if !now.Before(l.capUntil) || l.next == 0 {
+		return 0
+	}
+	maxX, minR := 0.0, math.Inf(1)
+	for _, w := range l.windows[:min(l.next, capWindows)] {
+		maxX, minR = math.Max(maxX, w.x), math.Min(minR, w.r)
+	}
+	return max(1, int64(math.Round(maxX*minR)))
 }
 
 // shedding reports whether a request was shed in the last shedWarn.
@@ -173,6 +256,45 @@ func shedCount(l *limiter) uint64 {
 		return 0
 	}
 	return l.shed.Load()
+}
+
+// schedWatch reads the runtime's scheduler latencies: how long goroutines
+// were runnable before they ran.
+type schedWatch struct {
+	sample []metrics.Sample
+	prev   []uint64
+}
+
+func newSchedWatch() *schedWatch {
+	return &schedWatch{sample: []metrics.Sample{{Name: "/sched/latencies:seconds"}}}
+}
+
+// slowTenth returns the latency that the slowest tenth of the goroutines
+// scheduled since its last call waited at least (the lower bound of the
+// bucket), 0 if none was.
+func (w *schedWatch) slowTenth() time.Duration {
+	metrics.Read(w.sample)
+	if w.sample[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return 0
+	}
+	h := w.sample[0].Value.Float64Histogram()
+	if len(w.prev) != len(h.Counts) {
+		w.prev = make([]uint64, len(h.Counts))
+	}
+	var all uint64
+	for i, c := range h.Counts {
+		all += c - w.prev[i]
+	}
+	var seen uint64
+	slow := time.Duration(0)
+	for i, c := range h.Counts {
+		seen += c - w.prev[i]
+		if slow == 0 && all > 0 && seen*10 >= all*9 {
+			slow = time.Duration(max(0, h.Buckets[i]) * float64(time.Second))
+		}
+	}
+	copy(w.prev, h.Counts)
+	return slow
 }
 
 // parseConcurrency reads FLOTILLA_CONCURRENCY: auto, off, or a fixed

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // feed completes windows of requests that each took rtt, with inflight
@@ -91,4 +92,56 @@ func BenchmarkConcurrencyLimit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// window completes one window at now, of requests that each took rtt.
+func window(l *limiter, now time.Time, rtt time.Duration) {
+	l.peak.Store(initialLimit)
+	l.sum.Store(int64(rtt) * limitWindow)
+	l.update(now)
+}
+
+// While the runtime queues goroutines, the limit is capped at the
+// concurrency of the service at its best (most requests per second times
+// the lowest latency); the cap holds while requests are shed, and lifts
+// once capHold has passed without queueing or shedding, on the next window
+// or on the next request over it.
+func TestLimiter_RuntimeQueueCaps(t *testing.T) {
+	l := newLimiter(0)
+	var queue time.Duration
+	l.queued = func() time.Duration { return queue }
+	now := time.Now() // lift compares the cap's end with the clock
+	for range 5 {     // 50 requests every 10 ms: 5,000/s, 2 ms each
+		now = now.Add(10 * time.Millisecond)
+		window(l, now, 2*time.Millisecond)
+	}
+	assert.GreaterOrEqual(t, l.limit.Load(), int64(initialLimit), "no queue, no cap")
+
+	queue = 50 * time.Millisecond // handlers hold every CPU; requests wait before them
+	now = now.Add(10 * time.Millisecond)
+	window(l, now, 4*time.Millisecond)
+	assert.EqualValues(t, 10, l.limit.Load(), "5,000/s × 2 ms = 10 in flight")
+
+	queue = 0
+	for range 3 { // shedding keeps the cap
+		l.shed.Add(1)
+		now = now.Add(capHold / 2)
+		window(l, now, 2*time.Millisecond)
+		assert.EqualValues(t, 10, l.limit.Load(), "still shedding: the cap holds")
+	}
+	now = now.Add(capHold)
+	window(l, now, 2*time.Millisecond)
+	assert.Greater(t, l.limit.Load(), int64(10), "a calm window lifts the cap")
+
+	queue = 50 * time.Millisecond
+	now = now.Add(10 * time.Millisecond)
+	window(l, now, 2*time.Millisecond)
+	require.EqualValues(t, 10, l.limit.Load())
+	for range 10 {
+		require.True(t, l.acquire())
+	}
+	assert.False(t, l.acquire(), "over the cap: shed")
+	l.capEnds.Store(time.Now().Add(-time.Millisecond).UnixNano()) // its time is up, no window since
+	assert.True(t, l.acquire(), "a request over a cap whose time is up lifts it")
+	assert.Greater(t, l.limit.Load(), int64(10))
 }

@@ -2,9 +2,12 @@ package platform_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,4 +75,72 @@ func TestRun_ConcurrencyBadValue(t *testing.T) {
 	s := start(t, "agent-geo", "FLOTILLA_CONCURRENCY=lots")
 	assert.Equal(t, 1, s.wait(t))
 	assert.Contains(t, s.stderr.String(), `FLOTILLA_CONCURRENCY="lots": auto, off, or a number of requests in flight from 1`)
+}
+
+// Handlers that keep every CPU busy make requests wait before the handler,
+// where the latency the adaptive limit measures does not show it; the
+// runtime's queue caps the limit at about the cores, the rest is shed, and
+// once the load has gone the cap lifts: more requests than it allowed run
+// at once again.
+func TestRun_CPUQueueCapsTheLimit(t *testing.T) {
+	dir := tempDir(t)
+	db := filepath.Join(dir, "f.db")
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port).at("tcp", "127.0.0.1:"+port)
+	s.healthy(t)
+
+	clients := 16 * runtime.NumCPU()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	var shed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := hc.Get("http://127.0.0.1:" + port + "/cpu") // about 2 ms of CPU
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode == http.StatusServiceUnavailable {
+					shed.Add(1)
+				}
+			}
+		}()
+	}
+	eventually(t, 60*time.Second, func() bool { return shed.Load() > 0 }, "CPU-bound load was never shed")
+	var limit float64
+	eventually(t, 10*time.Second, func() bool {
+		h := s.healthy(t)
+		if c := h.Checks["concurrency:limit"]; h.Status == health.Warn && len(c) == 1 {
+			limit, _ = c[0].ObservedValue.(float64)
+		}
+		return limit > 0
+	}, "/health does not warn with the capped limit")
+	close(stop)
+	wg.Wait()
+	assert.Less(t, limit, float64(clients), "the cap is below the requests the clients kept in flight")
+	eventually(t, 30*time.Second, func() bool { return s.healthy(t).Status == health.Pass },
+		"/health still warns long after the shedding stopped")
+
+	burst := int(limit) + 3
+	codes := make(chan int, burst)
+	for range burst {
+		go func() { code, _ := s.get(t, "/slow"); codes <- code }() // 2 s each, at once
+	}
+	for range burst {
+		assert.Equal(t, http.StatusOK, <-codes, "the cap did not lift")
+	}
+	d := openDB(t, db)
+	eventually(t, 10*time.Second, func() bool {
+		return len(rows(t, d, "path = '/cpu' AND status = 503 AND error LIKE '%shed: %'")) > 0
+	}, "no shed request in the log")
 }

@@ -20,7 +20,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/labstack/echo/v4"
@@ -53,6 +55,14 @@ func Main(app *echo.Echo, service string, opts ...Option) {
 //
 // An upgrade request is bounded by the request timeout until its handler
 // takes the connection over; from then on its context has no deadline.
+//
+// With the concurrency limit on (the default), Run gives Go one thread more
+// than the runtime's default GOMAXPROCS (the CPUs, or the cgroup's CPU
+// limit), unless the GOMAXPROCS variable is set: when handlers keep every
+// CPU busy, the limit holds them to about one per CPU, and that thread is
+// left to read requests and shed the rest. Without it, a CPU-bound service
+// under overload answers what it serves hundreds of milliseconds late
+// (docs/performance.md).
 func Run(app *echo.Echo, service string, opts ...Option) error {
 	return RunContext(context.Background(), app, service, opts...)
 }
@@ -67,6 +77,9 @@ func RunContext(ctx context.Context, app *echo.Echo, service string, opts ...Opt
 	c, err := load(service, opts)
 	if err != nil {
 		return err
+	}
+	if c.concurrency >= 0 {
+		roomToShed()
 	}
 	if c.reg != nil {
 		running.Store(c.reg)
@@ -112,6 +125,14 @@ func RunContext(ctx context.Context, app *echo.Echo, service string, opts ...Opt
 	log.Info("stopped")
 	return nil
 }
+
+// roomToShed raises GOMAXPROCS by one, once per process, unless the
+// GOMAXPROCS variable sets it (see Run).
+var roomToShed = sync.OnceFunc(func() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	}
+})
 
 // waitForEnd serves until a signal ends the service: SIGTERM or SIGINT (or
 // stop closing), or SIGHUP once a successor serves on ln (then handedOver

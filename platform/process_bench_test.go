@@ -2,6 +2,7 @@ package platform_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla-go/flotilla/health"
 	"github.com/flotilla-go/flotilla/logger"
 	"github.com/flotilla-go/flotilla/platform"
 )
@@ -252,8 +254,10 @@ func alive(pid int) bool {
 // BenchmarkOverload offers a service with a CPU-bound handler (/cpu, about
 // 2 ms of CPU) four times its measured capacity, open loop, for 15 s: with
 // the adaptive concurrency limit, and with it off, in one run. Capacity is
-// measured first with 4 clients in a closed loop; the unloaded p99 with one.
-// The load generator runs on the same cores. Run it with -benchtime 1x.
+// measured first with 4 clients in a closed loop, on a process with no
+// limit; the unloaded p99 with one client, on the process under test. The
+// load generator runs on the same cores. It reports the limit /health
+// gives at the end of the overload. Run it with -benchtime 1x.
 // OVERLOAD_MODES (default "auto off") lists the FLOTILLA_CONCURRENCY values
 // to compare, and OVERLOAD_GOMAXPROCS sets the service's GOMAXPROCS.
 func BenchmarkOverload(b *testing.B) {
@@ -269,20 +273,8 @@ func BenchmarkOverload(b *testing.B) {
 }
 
 func overload(b *testing.B, mode string) {
-	dir := b.TempDir()
-	port := strconv.Itoa(freePortB(b))
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "PLATFORM_TEST_SERVICE=cpu", "PORT="+port,
-		"FLOTILLA_DB="+filepath.Join(dir, "f.db"), "FLOTILLA_REGISTRY=", "FLOTILLA_CONCURRENCY="+mode)
-	if p := os.Getenv("OVERLOAD_GOMAXPROCS"); p != "" {
-		cmd.Env = append(cmd.Env, "GOMAXPROCS="+p)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	url := "http://127.0.0.1:" + port + "/cpu"
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1000}}
+	var url, port string
 	get := func() (int, time.Duration, error) {
 		start := time.Now()
 		res, err := client.Get(url)
@@ -293,22 +285,34 @@ func overload(b *testing.B, mode string) {
 		res.Body.Close()
 		return res.StatusCode, time.Since(start), nil
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if code, _, err := get(); err == nil && code == 200 {
-			break
+	// run starts the service with the concurrency setting, and returns a
+	// function that stops it.
+	run := func(setting string) func() {
+		dir := b.TempDir()
+		port = strconv.Itoa(freePortB(b))
+		url = "http://127.0.0.1:" + port + "/cpu"
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "PLATFORM_TEST_SERVICE=cpu", "PORT="+port,
+			"FLOTILLA_DB="+filepath.Join(dir, "f.db"), "FLOTILLA_REGISTRY=", "FLOTILLA_CONCURRENCY="+setting)
+		if p := os.Getenv("OVERLOAD_GOMAXPROCS"); p != "" {
+			cmd.Env = append(cmd.Env, "GOMAXPROCS="+p)
 		}
-		if time.Now().After(deadline) {
-			b.Fatal("the service did not start")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
 		}
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if code, _, err := get(); err == nil && code == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("the service did not start")
+			}
+		}
+		return func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
 	}
-	// Unloaded p99: one client.
-	var lat []time.Duration
-	for range 300 {
-		_, d, _ := get()
-		lat = append(lat, d)
-	}
-	unloaded := p99(lat)
-	// Capacity: 4 clients, closed loop, 3 s.
+	// Capacity: 4 clients, closed loop, 3 s, with no limit (which would
+	// shed some of them).
+	stop := run("off")
 	var done atomic.Int64
 	var wg sync.WaitGroup
 	end := time.Now().Add(3 * time.Second)
@@ -324,7 +328,17 @@ func overload(b *testing.B, mode string) {
 		}()
 	}
 	wg.Wait()
+	stop()
 	capacity := float64(done.Load()) / 3
+
+	defer run(mode)()
+	// Unloaded p99: one client.
+	var lat []time.Duration
+	for range 300 {
+		_, d, _ := get()
+		lat = append(lat, d)
+	}
+	unloaded := p99(lat)
 	// Open loop at 4× capacity for 15 s.
 	const secs = 15
 	interval := time.Duration(float64(time.Second) / (4 * capacity))
@@ -333,12 +347,29 @@ func overload(b *testing.B, mode string) {
 		good               []time.Duration
 		shed, failed, sent int
 	)
+	// The limit /health reports, at the end of the overload.
+	limit := -1.0
+	readLimit := func() {
+		res, err := client.Get("http://127.0.0.1:" + port + "/health")
+		if err != nil {
+			return
+		}
+		defer res.Body.Close()
+		var h health.Response
+		if json.NewDecoder(res.Body).Decode(&h) == nil {
+			if c := h.Checks["concurrency:limit"]; len(c) == 1 {
+				if v, ok := c[0].ObservedValue.(float64); ok {
+					limit = v
+				}
+			}
+		}
+	}
 	tick := time.NewTicker(interval)
-	stop := time.After(secs * time.Second)
+	over := time.After(secs * time.Second)
 loop:
 	for {
 		select {
-		case <-stop:
+		case <-over:
 			break loop
 		case <-tick.C:
 			sent++
@@ -362,8 +393,10 @@ loop:
 		}
 	}
 	tick.Stop()
+	readLimit()
 	wg.Wait()
 	b.ReportMetric(capacity, "capacity-req/s")
+	b.ReportMetric(limit, "limit-at-end")
 	b.ReportMetric(float64(len(good))/secs/capacity*100, "goodput-%")
 	b.ReportMetric(float64(unloaded.Microseconds())/1000, "unloaded-p99-ms")
 	b.ReportMetric(float64(p99(good).Microseconds())/1000, "loaded-p99-ms")
