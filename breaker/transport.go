@@ -52,6 +52,7 @@ type transportSettings struct {
 	maxRetryAfter  time.Duration // 0: the breaker's maximum open time
 	retryRatio     float64
 	retryFloor     float64
+	deadlineHeader string
 	classify       func(*http.Response, error) Outcome
 }
 
@@ -107,6 +108,17 @@ func WithRetries(n int) TransportOption {
 // startAttempt). Zero leaves only the caller's context.
 func WithAttemptTimeout(d time.Duration) TransportOption {
 	return func(s *transportSettings) { s.attemptTimeout = max(d, 0) }
+}
+
+// WithDeadlineHeader makes every attempt carry, in the header name, the
+// whole milliseconds left before it ends when it starts: the caller's
+// deadline or the attempt timeout, whichever comes first (none without
+// either). A retry so sends what is left for it, not what the first attempt
+// had. The request is copied to set it only when the value it carries
+// differs. Default: no such header. The platform package sets
+// X-Flotilla-Budget-Ms with it.
+func WithDeadlineHeader(name string) TransportOption {
+	return func(s *transportSettings) { s.deadlineHeader = http.CanonicalHeaderKey(name) }
 }
 
 // WithRetryBackoff sets the cap of the first retry delay and the largest
@@ -227,6 +239,46 @@ func idempotent(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
+// AttemptTimeout returns the bound on each attempt (WithAttemptTimeout); 0
+// when there is none.
+func (t *Transport) AttemptTimeout() time.Duration { return t.ts.attemptTimeout }
+
+// AttemptBudget returns how long an attempt starting now may take: what is
+// left of ctx's deadline, or timeout (0: none), whichever is shorter; ok is
+// false when neither bounds it.
+func AttemptBudget(ctx context.Context, timeout time.Duration) (left time.Duration, ok bool) {
+	left, ok = timeout, timeout > 0
+	// Context deadlines are on the system clock, whatever Clock says.
+	if dl, has := ctx.Deadline(); has {
+		if d := time.Until(dl); !ok || d < left {
+			left, ok = max(d, 0), true
+		}
+	}
+	return left, ok
+}
+
+// withDeadlineHeader returns r with the whole milliseconds of left in the
+// header name, copying r (and its header) only when it carries another
+// value; r itself when ok is false.
+func withDeadlineHeader(r *http.Request, name string, left time.Duration, ok bool) *http.Request {
+	if !ok {
+		return r
+	}
+	ms := left.Milliseconds()
+	if vs := r.Header[name]; len(vs) == 1 {
+		if n, err := strconv.ParseInt(vs[0], 10, 64); err == nil && n == ms {
+			return r
+		}
+	}
+	c := r.WithContext(r.Context())
+	c.Header = r.Header.Clone()
+	if c.Header == nil {
+		c.Header = http.Header{}
+	}
+	c.Header.Set(name, strconv.FormatInt(ms, 10))
+	return c
+}
+
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	clock := t.s.clock
@@ -265,6 +317,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if ts.attemptTimeout > 0 {
 			actx, end = startAttempt(ctx, ts.attemptTimeout)
 			r = r.WithContext(actx)
+		}
+		if ts.deadlineHeader != "" {
+			left, ok := AttemptBudget(ctx, ts.attemptTimeout)
+			r = withDeadlineHeader(r, ts.deadlineHeader, left, ok)
 		}
 		res, err := t.base.RoundTrip(r)
 		if err != nil && context.Cause(actx) == errAttemptTimeout {

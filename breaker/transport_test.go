@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -545,4 +546,57 @@ func TestTransport_RetryBudget(t *testing.T) {
 		}
 	}
 	assert.EqualValues(t, 30, srv.hits.Load(), "a ratio of 2 earns both retries of every request")
+}
+
+// Each attempt carries what is left for it: the attempt timeout, or what
+// remains of the caller's deadline when that is sooner, so a retry sends
+// less than the first attempt did; the caller's request is left as it was.
+func TestTransport_DeadlineHeader(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := serve(t, func(n int32, w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("X-Budget-Ms"))
+		mu.Unlock()
+		if n%2 == 1 {
+			time.Sleep(150 * time.Millisecond) // the first attempt of each call uses some of the budget
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	call := func(ctx context.Context, opts ...breaker.TransportOption) []string {
+		mu.Lock()
+		got = nil
+		mu.Unlock()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		res, err := client(t, opts...).Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Empty(t, req.Header.Get("X-Budget-Ms"), "the caller's request is not modified")
+		mu.Lock()
+		defer mu.Unlock()
+		return got
+	}
+	ms := func(s string) int {
+		n, err := strconv.Atoi(s)
+		require.NoError(t, err, "not a number of milliseconds: %q", s)
+		return n
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	h := call(ctx, breaker.WithDeadlineHeader("x-budget-ms"), breaker.WithAttemptTimeout(5*time.Second))
+	require.Len(t, h, 2)
+	first, second := ms(h[0]), ms(h[1])
+	assert.True(t, first > 0 && first <= 1000, "the caller's deadline is the sooner: %d", first)
+	assert.LessOrEqual(t, second, first-150, "the retry sends what is left for it")
+
+	h = call(context.Background(), breaker.WithDeadlineHeader("X-Budget-Ms"), breaker.WithAttemptTimeout(300*time.Millisecond))
+	assert.Equal(t, []string{"300", "300"}, h, "with no caller deadline, each attempt has its timeout")
+
+	h = call(context.Background(), breaker.WithDeadlineHeader("X-Budget-Ms"), breaker.WithAttemptTimeout(0))
+	assert.Equal(t, []string{"", ""}, h, "nothing bounds the attempts: no header")
+	h = call(ctx)
+	assert.Equal(t, []string{"", ""}, h, "without the option, no header")
 }

@@ -139,7 +139,7 @@ func BenchmarkSiblingCall(b *testing.B) {
 		{"base", rc, &recordRT{}},
 		{"breaker/request-context", rc, breaker.NewTransport(&recordRT{})},
 		{"breaker/context.WithTimeout", withTimeout, breaker.NewTransport(&recordRT{})},
-		{"propagate+breaker/traced", traced, Propagate(breaker.NewTransport(&recordRT{}))},
+		{"propagate+breaker/traced", traced, Propagate(breaker.NewTransport(&recordRT{}, breaker.WithDeadlineHeader(BudgetHeader)))},
 	} {
 		req, _ := http.NewRequestWithContext(tc.ctx, http.MethodGet, "http://agent-geo/geo/1.1.1.1", nil)
 		b.Run(tc.name, func(b *testing.B) {

@@ -63,10 +63,3 @@ func refuseSpent(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
-
-// setBudget sets the budget header of an outgoing request from the
-// deadline of its context.
-func setBudget(h http.Header, deadline time.Time) {
-	ms := max(time.Until(deadline).Milliseconds(), 0)
-	h.Set(BudgetHeader, strconv.FormatInt(ms, 10))
-}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flotilla-go/flotilla/breaker"
 	"github.com/flotilla-go/flotilla/platform"
 )
 
@@ -34,6 +35,17 @@ func TestRun_DeadlineBudget(t *testing.T) {
 	ms, err := strconv.Atoi(got)
 	require.NoError(t, err, "svc-b got no budget: %q", got)
 	assert.True(t, ms > 0 && ms <= 300, "budget %d ms", ms)
+
+	// From a service with the default 30 s timeout, the budget is the
+	// breaker's attempt timeout, which ends the attempt sooner.
+	cPort := freePort(t)
+	c := start(t, "svc-c", "FLOTILLA_DB="+db, "PORT="+cPort, "PLATFORM_TEST_RELAY_TO=127.0.0.1:"+bPort).at("tcp", "127.0.0.1:"+cPort)
+	c.healthy(t)
+	code, got = c.get(t, "/relay/budget")
+	require.Equal(t, 200, code)
+	ms, err = strconv.Atoi(got)
+	require.NoError(t, err, "svc-b got no budget: %q", got)
+	assert.True(t, ms > 1000 && ms <= int(breaker.DefaultAttemptTimeout/time.Millisecond), "budget %d ms", ms)
 
 	// svc-b, whose own timeout is 30 s, gives up on a request whose
 	// caller gave it 300 ms (and waits 10 s for the answer).

@@ -41,7 +41,7 @@ var (
 // Run; names not in it are dialed through normal DNS.
 func Client() *http.Client {
 	clientOnce.Do(func() {
-		client = &http.Client{Transport: Propagate(breaker.NewTransport(&byName{}))}
+		client = &http.Client{Transport: Propagate(breaker.NewTransport(&byName{}, breaker.WithDeadlineHeader(BudgetHeader)))}
 	})
 	return client
 }
@@ -54,6 +54,7 @@ func NewClient(reg *discovery.Registry, opts ...breaker.TransportOption) *http.C
 	if reg != nil {
 		base = reg.Transport(nil)
 	}
+	opts = append([]breaker.TransportOption{breaker.WithDeadlineHeader(BudgetHeader)}, opts...)
 	return &http.Client{Transport: Propagate(breaker.NewTransport(base, opts...))}
 }
 
@@ -85,9 +86,12 @@ func (b *byName) RoundTrip(req *http.Request) (*http.Response, error) {
 // its W3C trace context (traceparent and tracestate, and baggage) to the
 // request's headers through the global propagator Run installs, so the
 // sibling's span is the call's child; the request id of the context (see
-// RequestID) as X-Request-ID unless the request has one; and, when the
-// context has a deadline, what is left of it as BudgetHeader, which the
-// sibling's platform caps its own deadline to. Then it sends the request
+// RequestID) as X-Request-ID unless the request has one; and what is left
+// of the context's deadline as BudgetHeader, which the sibling's platform
+// caps its own deadline to. When next is a *breaker.Transport, its attempt
+// timeout bounds the budget too (and without a deadline is the budget);
+// give that transport breaker.WithDeadlineHeader(BudgetHeader), as Client
+// and NewClient do, so that each retry sends what is left for it. Then it sends the request
 // with next. When spans are exported the client span is
 // recorded with the HTTP conventions' attributes (http.request.method,
 // server.address, server.port, url.full without its query,
@@ -199,8 +203,12 @@ func (p propagate) send(ctx context.Context, req *http.Request) (*http.Response,
 	if id := RequestID(ctx); id != "" && req.Header.Get(echo.HeaderXRequestID) == "" {
 		carrier.Set(echo.HeaderXRequestID, id)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		setBudget(http.Header(carrier), dl)
+	var attempt time.Duration // a breaker transport below bounds each attempt
+	if t, ok := p.next.(*breaker.Transport); ok {
+		attempt = t.AttemptTimeout()
+	}
+	if left, ok := breaker.AttemptBudget(ctx, attempt); ok {
+		carrier.Set(BudgetHeader, strconv.FormatInt(left.Milliseconds(), 10))
 	}
 	if len(carrier) > 0 {
 		req = req.Clone(ctx)

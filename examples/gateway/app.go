@@ -39,7 +39,7 @@ func newApp(reg *discovery.Registry, k *keys, cfg config) *echo.Echo {
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetXForwarded() },
 		Transport: platform.Propagate(breaker.NewTransport(reg.Transport(nil, discovery.WithStrictNames()),
-			append([]breaker.TransportOption{breaker.WithRetries(1)}, cfg.breaker...)...)),
+			append([]breaker.TransportOption{breaker.WithRetries(1), breaker.WithDeadlineHeader(platform.BudgetHeader)}, cfg.breaker...)...)),
 		// The gateway's own request-id middleware has set the header.
 		ModifyResponse: func(res *http.Response) error { res.Header.Del(echo.HeaderXRequestID); return nil },
 		ErrorHandler:   proxyError,
