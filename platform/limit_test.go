@@ -2,12 +2,10 @@ package platform_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,32 +89,17 @@ func TestRun_CPUQueueCapsTheLimit(t *testing.T) {
 
 	clients := 16 * runtime.NumCPU()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	var shed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				res, err := hc.Get("http://127.0.0.1:" + port + "/cpu") // about 2 ms of CPU
-				if err != nil {
-					continue
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode == http.StatusServiceUnavailable {
-					shed.Add(1)
-				}
-			}
-		}()
+	loads := make([]*loadLoop, clients)
+	for i := range loads {
+		loads[i] = startLoad(t, hc, "http://127.0.0.1:"+port+"/cpu") // about 2 ms of CPU each
 	}
-	eventually(t, 60*time.Second, func() bool { return shed.Load() > 0 }, "CPU-bound load was never shed")
+	shed := func() (n int32) { // every answer but 200 counts
+		for _, l := range loads {
+			n += l.failed.Load()
+		}
+		return n
+	}
+	eventually(t, 60*time.Second, func() bool { return shed() > 0 }, "CPU-bound load was never shed")
 	var limit float64
 	eventually(t, 10*time.Second, func() bool {
 		h := s.healthy(t)
@@ -125,8 +108,9 @@ func TestRun_CPUQueueCapsTheLimit(t *testing.T) {
 		}
 		return limit > 0
 	}, "/health does not warn with the capped limit")
-	close(stop)
-	wg.Wait()
+	for _, l := range loads {
+		l.halt()
+	}
 	assert.Less(t, limit, float64(clients), "the cap is below the requests the clients kept in flight")
 	eventually(t, 30*time.Second, func() bool { return s.healthy(t).Status == health.Pass },
 		"/health still warns long after the shedding stopped")
