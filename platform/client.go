@@ -91,8 +91,8 @@ func (b *byName) RoundTrip(req *http.Request) (*http.Response, error) {
 // caps its own deadline to. When next is a *breaker.Transport, its attempt
 // timeout bounds the budget too (and without a deadline is the budget);
 // give that transport breaker.WithDeadlineHeader(BudgetHeader), as Client
-// and NewClient do, so that each retry sends what is left for it. Then it sends the request
-// with next. When spans are exported the client span is
+// and NewClient do, so that each retry sends what is left for it. Then it
+// sends the request with next. When spans are exported the client span is
 // recorded with the HTTP conventions' attributes (http.request.method,
 // server.address, server.port, url.full without its query,
 // http.response.status_code, error.type); otherwise it is only a new span

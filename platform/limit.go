@@ -64,9 +64,8 @@ const (
 // the service at its best, by Little's law: the most requests per second of
 // the last capWindows windows times the lowest mean latency among them, at
 // least 1. For a CPU-bound handler that is about the number of cores, so a
-// P is left to read and refuse the rest (see the package doc on
-// GOMAXPROCS). The cap holds until capHold has passed without queueing or
-// shedding.
+// P is left to read and refuse the rest (see Run on GOMAXPROCS). The cap
+// holds until capHold has passed without queueing or shedding.
 //
 // A request over the limit is shed: answered 503 with Retry-After at once,
 // without its handler. Fixed, the limit is a number that does not move.

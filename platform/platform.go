@@ -58,10 +58,11 @@ func Main(app *echo.Echo, service string, opts ...Option) {
 //
 // With the concurrency limit on (the default), Run gives Go one thread more
 // than the runtime's default GOMAXPROCS (the CPUs, or the cgroup's CPU
-// limit), unless the GOMAXPROCS variable is set: when handlers keep every
-// CPU busy, the limit holds them to about one per CPU, and that thread is
-// left to read requests and shed the rest. Without it, a CPU-bound service
-// under overload answers what it serves hundreds of milliseconds late
+// limit; set so, it no longer follows later changes of that limit), unless
+// the GOMAXPROCS variable is set: when handlers keep every CPU busy, the
+// limit holds them to about one per CPU, and that thread is left to read
+// requests and shed the rest. Without it, a CPU-bound service under
+// overload answers what it serves hundreds of milliseconds late
 // (docs/performance.md).
 func Run(app *echo.Echo, service string, opts ...Option) error {
 	return RunContext(context.Background(), app, service, opts...)
