@@ -3,6 +3,7 @@ package platform_test
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -32,18 +33,23 @@ func shedsOverTheLimit(t *testing.T, setting string, limit int) {
 	dir := tempDir(t)
 	db := filepath.Join(dir, "f.db")
 	port := freePort(t)
-	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port, "FLOTILLA_CONCURRENCY="+setting).at("tcp", "127.0.0.1:"+port)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port, "FLOTILLA_CONCURRENCY="+setting,
+		"PLATFORM_TEST_HOLD="+dir).at("tcp", "127.0.0.1:"+port)
 	s.healthy(t)
 
 	var wg sync.WaitGroup
 	for range limit {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.get(t, "/slow") }() // 2 s each
+		go func() { defer wg.Done(); s.get(t, "/hold") }()
 	}
-	eventually(t, 10*time.Second, func() bool { // every place taken
-		code, _ := s.get(t, "/hello/probe")
-		return code == http.StatusServiceUnavailable
-	}, "the slow requests never filled the limit")
+	// Every place taken, seen without a request: one that finished would
+	// count towards the adaptive limit's next window.
+	eventually(t, 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("held.%d", limit)))
+		return err == nil
+	}, "the held requests never filled the limit")
+	code, _ := s.get(t, "/hello/probe")
+	assert.Equal(t, http.StatusServiceUnavailable, code, "a request over the limit ran")
 	for range 3 {
 		res, err := http.Get("http://127.0.0.1:" + port + "/hello/more")
 		require.NoError(t, err)
@@ -55,8 +61,9 @@ func shedsOverTheLimit(t *testing.T, setting string, limit int) {
 	eventually(t, 5*time.Second, func() bool { h = s.healthy(t); return h.Status == health.Warn },
 		"/health does not warn while shedding (it caches for 1 s)")
 	assert.Contains(t, h.Output, "concurrency:limit: shedding")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "open"), nil, 0o600))
 	wg.Wait()
-	code, _ := s.get(t, "/hello/after")
+	code, _ = s.get(t, "/hello/after")
 	assert.Equal(t, 200, code, "with room again, requests run")
 	eventually(t, 30*time.Second, func() bool { return s.healthy(t).Status == health.Pass },
 		"/health still warns long after the shedding stopped")

@@ -74,6 +74,23 @@ func runService(name string) {
 		time.Sleep(2 * time.Second) // a slow handler, as the service's own behaviour
 		return c.String(http.StatusOK, "slow done")
 	})
+	var held atomic.Int32
+	app.GET("/hold", func(c echo.Context) error {
+		// Held until the test opens the gate: the file open in the folder
+		// PLATFORM_TEST_HOLD, where each arrival leaves held.N.
+		dir := os.Getenv("PLATFORM_TEST_HOLD")
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("held.%d", held.Add(1))), nil, 0o600)
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "open")); err == nil {
+				return c.String(http.StatusOK, "released")
+			}
+			select {
+			case <-c.Request().Context().Done():
+				return c.Request().Context().Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	})
 	app.GET("/stuck", func(c echo.Context) error {
 		inflight.Add(1)
 		select {}
