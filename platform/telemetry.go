@@ -87,8 +87,8 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 			return nil, err
 		}
 		lp := sdklog.NewLoggerProvider(sdklog.WithResource(res), sdklog.WithProcessor(proc))
-		t.shutdown = append(t.shutdown, lp.Shutdown)
-		t.records = &recordExporter{l: lp.Logger("github.com/flotilla-go/flotilla/platform")}
+		t.records = newRecordExporter(lp.Logger("github.com/flotilla-go/flotilla/platform"))
+		t.shutdown = append(t.shutdown, t.records.flush, lp.Shutdown)
 	}
 	// Trace ids begin with the time, so the request log's trace index
 	// grows at its end (see internal/traceid).
@@ -178,8 +178,16 @@ func (t *telemetry) requestMetrics(rl *requestLog, shed func() uint64) (echo.Mid
 	if err != nil {
 		return nil, err
 	}
+	exportDropped, err := m.Int64ObservableCounter("flotilla.requestlog.export.dropped", metric.WithUnit("{record}"),
+		metric.WithDescription("Request records not sent as OTLP log records: their queue was full."))
+	if err != nil {
+		return nil, err
+	}
 	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(shedC, int64(shed()))
+		if t.records != nil {
+			o.ObserveInt64(exportDropped, int64(t.records.dropped.Load()))
+		}
 		var q, d int64
 		if s := rl.Store(); s != nil {
 			st := s.Stats()
@@ -188,7 +196,7 @@ func (t *telemetry) requestMetrics(rl *requestLog, shed func() uint64) (echo.Mid
 		o.ObserveInt64(queue, q)
 		o.ObserveInt64(dropped, d+int64(rl.lost.Load()))
 		return nil
-	}, queue, dropped, shedC)
+	}, queue, dropped, shedC, exportDropped)
 	if err != nil {
 		return nil, err
 	}
