@@ -282,13 +282,21 @@ func TestRun_RequestRecordsOverOTLP(t *testing.T) {
 
 	rows := rows(t, openDB(t, db), "1")
 	require.Len(t, rows, 5)
+	recordsMatchRows(t, rcv, rows)
+}
+
+// recordsMatchRows checks that rcv got one log record per row, each with
+// its row's trace id, a span id and the row's values as the HTTP
+// conventions' attributes.
+func recordsMatchRows(t *testing.T, rcv *logReceiver, rows []row) {
+	t.Helper()
 	byTrace := map[string]row{}
 	for _, r := range rows {
 		byTrace[r.traceID] = r
 	}
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
-	require.Len(t, rcv.recs, 5, "one log record per request")
+	require.Len(t, rcv.recs, len(rows), "one log record per request")
 	for i, lr := range rcv.recs {
 		assert.Equal(t, "agent-geo", rcv.svc[i])
 		attrs := attrMap(lr.Attributes)
@@ -346,4 +354,93 @@ func TestRun_CollectorDown(t *testing.T) {
 	}
 	assert.Equal(t, 0, s.stop(t), s.stderr.String())
 	assert.Equal(t, 1, strings.Count(s.stderr.String(), "telemetry export failed"), s.stderr.String())
+}
+
+// A real OpenTelemetry Collector (core otelcol, its OTLP receiver and
+// OTLP/HTTP exporter, built by .ci/run from .ci/otelcol) between the
+// service and a receiver of the test's: every request's record arrives
+// through it with the trace id of its row in the shared file; once the
+// collector is gone, requests are still answered and the lost exports
+// are counted in one warning.
+func TestRun_RequestRecordsThroughACollector(t *testing.T) {
+	otelcol := os.Getenv("FLOTILLA_OTELCOL")
+	if otelcol == "" {
+		const build = "(cd .ci/otelcol && go build -o /tmp/otelcol .) and set FLOTILLA_OTELCOL=/tmp/otelcol"
+		if os.Getenv("FLOTILLA_REQUIRE_INTEGRATION") != "" {
+			t.Fatal("FLOTILLA_OTELCOL is not set and FLOTILLA_REQUIRE_INTEGRATION is: " + build)
+		}
+		t.Skip("no collector: " + build)
+	}
+	rcv := &logReceiver{}
+	ln := serveReceiver(t, rcv)
+	dir := tempDir(t)
+	in := freePort(t)
+	config := filepath.Join(dir, "otelcol.yaml")
+	require.NoError(t, os.WriteFile(config, []byte(`receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:`+in+`
+exporters:
+  otlp_http:
+    endpoint: http://`+ln.Addr().String()+`
+    compression: none
+service:
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    logs:
+      receivers: [otlp]
+      exporters: [otlp_http]
+`), 0o600))
+	col := exec.Command(otelcol, "--config", config)
+	var colOut syncBuffer
+	col.Stdout, col.Stderr = &colOut, &colOut
+	require.NoError(t, col.Start())
+	colDone := make(chan struct{})
+	go func() { col.Wait(); close(colDone) }()
+	t.Cleanup(func() { col.Process.Kill(); <-colDone })
+	testwait.Until(t, 30*time.Second, func() bool {
+		select {
+		case <-colDone:
+			t.Fatalf("the collector exited: %s", colOut.String())
+		default:
+		}
+		c, err := net.Dial("tcp", "127.0.0.1:"+in)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "the collector never listened", colOut.String)
+
+	db := filepath.Join(dir, "f.db")
+	port := freePort(t)
+	s := start(t, "agent-geo", "FLOTILLA_DB="+db, "PORT="+port,
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:"+in, "OTEL_LOGS_EXPORTER=otlp",
+		"OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none", "OTEL_BLRP_SCHEDULE_DELAY=50",
+		"OTEL_EXPORTER_OTLP_TIMEOUT=500").at("tcp", "127.0.0.1:"+port)
+	s.healthy(t)
+	for range 20 {
+		code, _ := s.get(t, "/hello/collector")
+		require.Equal(t, 200, code)
+	}
+	s.get(t, "/panic")
+	d := openDB(t, db)
+	eventually(t, 10*time.Second, func() bool { return len(rows(t, d, "1")) == 21 }, "rows not logged")
+	testwait.Until(t, 30*time.Second, func() bool {
+		rcv.mu.Lock()
+		defer rcv.mu.Unlock()
+		return len(rcv.recs) >= 21
+	}, "the records did not come through the collector", colOut.String)
+	recordsMatchRows(t, rcv, rows(t, d, "1"))
+
+	require.NoError(t, col.Process.Kill()) // the collector goes away
+	<-colDone
+	eventually(t, 30*time.Second, func() bool {
+		code, _ := s.get(t, "/hello/nocollector")
+		require.Equal(t, 200, code)
+		return strings.Contains(s.stderr.String(), "telemetry export failed")
+	}, "the failed exports were never counted")
+	assert.Equal(t, 0, s.stop(t), s.stderr.String())
 }
