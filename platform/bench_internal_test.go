@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.opentelemetry.io/otel/trace"
 
@@ -118,9 +119,12 @@ func benchApp(b *testing.B, hello echo.HandlerFunc) (*echo.Echo, *instance) {
 // context, which the breaker's attempt registers with directly, and with a
 // context.WithTimeout on the connection's context, as a handler gets
 // elsewhere; and Propagate over the breaker for a traced request, as
-// platform.Client sends it. base is the RoundTripper alone, recordRT, which
+// platform.Client sends it, through the propagator Run installs. base is the RoundTripper alone, recordRT, which
 // answers at once without a network.
 func BenchmarkSiblingCall(b *testing.B) {
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(w3c{}) // as Run does
+	defer otel.SetTextMapPropagator(prev)
 	conn, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rc := newRequestContext(conn, "id", 30*time.Second)
@@ -200,4 +204,21 @@ func BenchmarkRecordExport(b *testing.B) {
 			e.emit(exportedRecord{r, sc})
 		}
 	})
+}
+
+// BenchmarkClientSpan is what an unrecorded client span adds to a sibling
+// call: a new span id in the request's span context, which Propagate
+// sends in place of the request's own (the rest of the call is the same
+// with or without it).
+func BenchmarkClientSpan(b *testing.B) {
+	tid, sid := traceid.Generator{}.NewIDs(context.Background())
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	var sc trace.SpanContext
+	b.ReportAllocs()
+	for range b.N {
+		sc = unrecordedSpan(ctx, trace.SpanContextFromContext(ctx))
+	}
+	if !sc.IsValid() {
+		b.Fatal("no client span")
+	}
 }

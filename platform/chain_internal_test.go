@@ -13,6 +13,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The request's context carries the request timeout; a handler that fails
@@ -97,4 +100,40 @@ func TestPropagate_RequestID(t *testing.T) {
 	_, err = rt.RoundTrip(req)
 	require.NoError(t, err)
 	assert.Equal(t, "own", rec.got.Header.Get(echo.HeaderXRequestID), "a request's own id is kept")
+}
+
+// A call in a trace whose spans are not recorded sends a client span of
+// its own: the trace id and flags of the request's span, a new span id,
+// the tracestate the trace came with and the baggage, the same through
+// the propagator Run installs as through any other.
+func TestPropagate_UnrecordedClientSpan(t *testing.T) {
+	prev := otel.GetTextMapPropagator()
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+	in := propagation.HeaderCarrier(http.Header{})
+	in.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	in.Set("tracestate", "vendor=x,other=y")
+	in.Set("baggage", "tenant=acme")
+	ctx := w3c{}.Extract(context.Background(), in)
+	parent := trace.SpanContextFromContext(ctx)
+	require.True(t, parent.IsValid())
+
+	for _, prop := range []propagation.TextMapPropagator{w3c{}, propagation.NewCompositeTextMapPropagator(traceContext{}, propagation.Baggage{})} {
+		otel.SetTextMapPropagator(prop)
+		rec := &recordRT{}
+		seen := map[string]bool{}
+		for range 2 {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent-geo/geo/1.1.1.1", nil)
+			_, err := Propagate(rec).RoundTrip(req)
+			require.NoError(t, err)
+			tp := rec.got.Header.Get("traceparent")
+			require.Len(t, tp, 55, "%T", prop)
+			assert.Equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-", tp[:36], "the request's trace")
+			assert.Equal(t, "-01", tp[52:], "its flags")
+			assert.NotEqual(t, parent.SpanID().String(), tp[36:52], "a span id of the call's own")
+			seen[tp[36:52]] = true
+			assert.Equal(t, "vendor=x,other=y", rec.got.Header.Get("tracestate"))
+			assert.Equal(t, "tenant=acme", rec.got.Header.Get("baggage"))
+		}
+		assert.Len(t, seen, 2, "each call its own span")
+	}
 }

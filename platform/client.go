@@ -115,12 +115,12 @@ var spanIDs traceid.Generator
 func (p propagate) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	var span trace.Span
+	var unrecorded trace.SpanContext // the client span when spans are not recorded
 	if parent := trace.SpanContextFromContext(ctx); parent.IsValid() {
 		if tr, _ := clientTracer.Load().(trace.Tracer); tr != nil {
 			ctx, span = tr.Start(ctx, req.Method, trace.WithSpanKind(trace.SpanKindClient))
 		} else {
-			sc := parent.WithSpanID(spanIDs.NewSpanID(ctx, parent.TraceID())).WithRemote(false)
-			ctx = trace.ContextWithSpanContext(ctx, sc)
+			unrecorded = unrecordedSpan(ctx, parent)
 		}
 	}
 	var start time.Time
@@ -128,7 +128,7 @@ func (p propagate) RoundTrip(req *http.Request) (*http.Response, error) {
 	if hist != nil {
 		start = time.Now()
 	}
-	res, err := p.send(ctx, req)
+	res, err := p.send(ctx, unrecorded, req)
 	if span != nil {
 		endClientSpan(span, req, res, err)
 	}
@@ -136,6 +136,12 @@ func (p propagate) RoundTrip(req *http.Request) (*http.Response, error) {
 		recordClientCall(ctx, hist, time.Since(start), req, res, err)
 	}
 	return res, err
+}
+
+// unrecordedSpan is the context of a client span that is not recorded:
+// parent's, with a new span id.
+func unrecordedSpan(ctx context.Context, parent trace.SpanContext) trace.SpanContext {
+	return parent.WithSpanID(spanIDs.NewSpanID(ctx, parent.TraceID())).WithRemote(false)
 }
 
 // recordClientCall records one call in http.client.request.duration, with
@@ -197,9 +203,18 @@ func endClientSpan(span trace.Span, req *http.Request, res *http.Response, err e
 	span.End()
 }
 
-func (p propagate) send(ctx context.Context, req *http.Request) (*http.Response, error) {
+// send sends req with the headers that carry ctx's trace, as of span
+// client when it is valid.
+func (p propagate) send(ctx context.Context, client trace.SpanContext, req *http.Request) (*http.Response, error) {
 	carrier := propagation.HeaderCarrier(http.Header{})
-	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	if prop, ok := otel.GetTextMapPropagator().(w3c); ok && client.IsValid() {
+		prop.injectSpan(ctx, client, carrier) // no context made for the span
+	} else {
+		if client.IsValid() {
+			ctx = trace.ContextWithSpanContext(ctx, client)
+		}
+		otel.GetTextMapPropagator().Inject(ctx, carrier)
+	}
 	if id := RequestID(ctx); id != "" && req.Header.Get(echo.HeaderXRequestID) == "" {
 		carrier.Set(echo.HeaderXRequestID, id)
 	}

@@ -21,7 +21,7 @@ func FuzzTraceContext(f *testing.F) {
 	f.Add("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "foo=1,foo=1")
 	f.Add("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-extra", strings.Repeat("k=v,", 100))
 	f.Add("\x00", "=\x00")
-	prop := propagation.NewCompositeTextMapPropagator(traceContext{}, propagation.Baggage{})
+	prop := w3c{}
 	spans := newServerSpans(noop.NewTracerProvider(), false, prop)
 	f.Fuzz(func(t *testing.T, traceparent, tracestate string) {
 		h := http.Header{}

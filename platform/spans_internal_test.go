@@ -9,14 +9,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/baggage"
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flotilla-go/flotilla/internal/traceid"
 )
-
-var w3c = propagation.NewCompositeTextMapPropagator(traceContext{}, propagation.Baggage{})
 
 // spanOf returns the span context s gives a request with headers h.
 func spanOf(s *serverSpans, h http.Header) trace.SpanContext {
@@ -31,8 +28,8 @@ func TestServerSpans_AsTheSDKWouldDecide(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())),
 		sdktrace.WithIDGenerator(traceid.Generator{}))
 	defer tp.Shutdown(context.Background())
-	sdk := newServerSpans(tp, true, w3c)
-	lean := newServerSpans(tp, false, w3c)
+	sdk := newServerSpans(tp, true, w3c{})
+	lean := newServerSpans(tp, false, w3c{})
 	require.Nil(t, lean.tracer)
 
 	for name, h := range map[string]http.Header{
@@ -59,7 +56,7 @@ func TestServerSpans_AsTheSDKWouldDecide(t *testing.T) {
 }
 
 func TestServerSpans_NotRecordedSpan(t *testing.T) {
-	s := newServerSpans(nil, false, w3c)
+	s := newServerSpans(nil, false, w3c{})
 	_, span := s.start(context.Background(), http.MethodGet, "/")
 	assert.False(t, span.IsRecording())
 	assert.True(t, span.SpanContext().IsValid())
@@ -69,7 +66,7 @@ func TestServerSpans_NotRecordedSpan(t *testing.T) {
 func TestServerSpans_Recorded(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
 	defer tp.Shutdown(context.Background())
-	s := newServerSpans(tp, true, w3c)
+	s := newServerSpans(tp, true, w3c{})
 	_, span := s.start(context.Background(), http.MethodGet, "/geo/:ip")
 	defer span.End()
 	require.True(t, span.IsRecording())
@@ -80,7 +77,7 @@ func TestServerSpans_Recorded(t *testing.T) {
 }
 
 func TestServerSpans_Extract(t *testing.T) {
-	s := newServerSpans(nil, false, w3c)
+	s := newServerSpans(nil, false, w3c{})
 	ctx := context.Background()
 	assert.Equal(t, ctx, s.extract(ctx, http.Header{"User-Agent": {"x"}}), "nothing to read: the same context")
 	got := s.extract(ctx, http.Header{"Baggage": {"tenant=acme"}})

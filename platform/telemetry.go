@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/propagation"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -109,7 +108,7 @@ func newTelemetry(ctx context.Context, c *config) (*telemetry, error) {
 	t.tp = sdktrace.NewTracerProvider(topts...)
 	t.shutdown = append(t.shutdown, t.tp.Shutdown)
 	otel.SetTracerProvider(t.tp)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(traceContext{}, propagation.Baggage{}))
+	otel.SetTextMapPropagator(w3c{})
 	if t.recorded {
 		clientTracer.Store(t.tp.Tracer("github.com/flotilla-go/flotilla/platform"))
 	}

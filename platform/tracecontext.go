@@ -45,7 +45,12 @@ type receivedState struct {
 func (traceContext) Fields() []string { return []string{traceparentHeader, tracestateHeader} }
 
 func (traceContext) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
-	sc := trace.SpanContextFromContext(ctx)
+	injectTraceparent(ctx, trace.SpanContextFromContext(ctx), carrier)
+}
+
+// injectTraceparent sets the traceparent of span sc, and the tracestate
+// received with its trace in ctx, else its own.
+func injectTraceparent(ctx context.Context, sc trace.SpanContext, carrier propagation.TextMapCarrier) {
 	if !sc.IsValid() {
 		return
 	}
@@ -65,6 +70,30 @@ func (traceContext) Inject(ctx context.Context, carrier propagation.TextMapCarri
 	if state != "" {
 		carrier.Set(tracestateHeader, state)
 	}
+}
+
+// w3c is the propagator Run installs: W3C Trace Context (traceContext)
+// and W3C Baggage. Through it, Propagate sends an unrecorded client span
+// without a context made to carry the span (injectSpan).
+type w3c struct{}
+
+func (w3c) Fields() []string {
+	return append(traceContext{}.Fields(), propagation.Baggage{}.Fields()...)
+}
+
+func (w3c) Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
+	traceContext{}.Inject(ctx, carrier)
+	propagation.Baggage{}.Inject(ctx, carrier)
+}
+
+func (w3c) Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
+	return propagation.Baggage{}.Extract(traceContext{}.Extract(ctx, carrier), carrier)
+}
+
+// injectSpan is Inject with span sc in place of ctx's own.
+func (w3c) injectSpan(ctx context.Context, sc trace.SpanContext, carrier propagation.TextMapCarrier) {
+	injectTraceparent(ctx, sc, carrier)
+	propagation.Baggage{}.Inject(ctx, carrier)
 }
 
 func (traceContext) Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
