@@ -170,8 +170,9 @@ func median(xs []float64) float64 {
 // what it wraps in a fleet: a real HTTP round trip over loopback to a
 // handler that answers at once, for a request whose context can be
 // canceled, as a handler's is. 40 rounds of 2,000 calls, alternating a
-// plain http.Transport and the breaker transport over another one of the
-// same settings; the figures are medians over the rounds. Run it with
+// plain http.Transport, the breaker transport over another one of the
+// same settings, and the same without an attempt timeout; the figures are
+// medians over the rounds. Run it with
 // -benchtime 1x.
 func BenchmarkTransportLoopback(b *testing.B) {
 	const rounds, calls = 40, 2_000
@@ -180,21 +181,23 @@ func BenchmarkTransportLoopback(b *testing.B) {
 	plain := func() *http.Transport {
 		return &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}
 	}
-	rts := []http.RoundTripper{plain(), breaker.NewTransport(plain())}
+	rts := []http.RoundTripper{plain(), breaker.NewTransport(plain()), breaker.NewTransport(plain(), breaker.WithAttemptTimeout(0))}
 	// A handler's context, which a sibling call carries: it can end, so
 	// the plain transport watches it too.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/", nil)
 	per := alternate(b, rts, req, rounds, calls)
-	diff := make([]float64, rounds*b.N)
+	diff, untimed := make([]float64, rounds*b.N), make([]float64, rounds*b.N)
 	for r := range diff {
 		diff[r] = per[1][r] - per[0][r]
+		untimed[r] = per[2][r] - per[0][r]
 	}
 	b.ReportMetric(median(per[0]), "roundtrip-ns")
 	b.ReportMetric(median(per[1]), "with-breaker-ns")
 	b.ReportMetric(median(diff), "overhead-ns")
 	b.ReportMetric(100*median(diff)/median(per[0]), "overhead-%")
+	b.ReportMetric(100*median(untimed)/median(per[0]), "no-attempt-timeout-overhead-%")
 	b.ReportMetric(0, "ns/op")
 }
 
