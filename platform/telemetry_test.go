@@ -356,10 +356,11 @@ func TestRun_CollectorDown(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(s.stderr.String(), "telemetry export failed"), s.stderr.String())
 }
 
-// A real OpenTelemetry Collector (core otelcol, its OTLP receiver and
-// OTLP/HTTP exporter, built by .ci/run from .ci/otelcol) between the
-// service and a receiver of the test's: every request's record arrives
-// through it with the trace id of its row in the shared file; once the
+// A real OpenTelemetry Collector (core otelcol, its OTLP receiver, and its
+// OTLP/HTTP and debug exporters, built by .ci/run from .ci/otelcol)
+// between the service and a receiver of the test's: every request's
+// record arrives through it with the trace id of its row in the shared
+// file, and the collector's own debug output shows each one; once the
 // collector is gone, requests are still answered and the lost exports
 // are counted in one warning.
 func TestRun_RequestRecordsThroughACollector(t *testing.T) {
@@ -385,6 +386,8 @@ exporters:
   otlp_http:
     endpoint: http://`+ln.Addr().String()+`
     compression: none
+  debug:
+    verbosity: detailed
 service:
   telemetry:
     metrics:
@@ -392,7 +395,7 @@ service:
   pipelines:
     logs:
       receivers: [otlp]
-      exporters: [otlp_http]
+      exporters: [otlp_http, debug]
 `), 0o600))
 	col := exec.Command(otelcol, "--config", config)
 	var colOut syncBuffer
@@ -434,6 +437,9 @@ service:
 		return len(rcv.recs) >= 21
 	}, "the records did not come through the collector", colOut.String)
 	recordsMatchRows(t, rcv, rows(t, d, "1"))
+	for _, r := range rows(t, d, "1") {
+		assert.Contains(t, colOut.String(), "Trace ID: "+r.traceID, "the collector's debug exporter shows the record")
+	}
 
 	require.NoError(t, col.Process.Kill()) // the collector goes away
 	<-colDone

@@ -1,8 +1,9 @@
 // Command otelcol is an OpenTelemetry Collector built from the official
 // core modules, with only what the platform's tests need: the OTLP
-// receiver and the OTLP/HTTP exporter. CI builds it (.ci/run) and the
-// platform tests run it between a service and a receiver of their own.
-// It lives in a module of its own, so the library's go.mod stays clean.
+// receiver, the OTLP/HTTP exporter and the debug exporter. CI builds it
+// (.ci/run) and the platform tests run it between a service and a
+// receiver of their own. It lives in a module of its own, so the
+// library's go.mod stays clean.
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/debugexporter"
 	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/receiver"
@@ -24,10 +26,10 @@ func main() {
 		BuildInfo: component.BuildInfo{Command: "otelcol", Description: "OpenTelemetry Collector for flotilla's tests", Version: "test"},
 		Factories: func() (otelcol.Factories, error) {
 			r := otlpreceiver.NewFactory()
-			e := otlphttpexporter.NewFactory()
+			e, d := otlphttpexporter.NewFactory(), debugexporter.NewFactory()
 			return otelcol.Factories{
 				Receivers: map[component.Type]receiver.Factory{r.Type(): r},
-				Exporters: map[component.Type]exporter.Factory{e.Type(): e},
+				Exporters: map[component.Type]exporter.Factory{e.Type(): e, d.Type(): d},
 				Telemetry: otelconftelemetry.NewFactory(),
 			}, nil
 		},
