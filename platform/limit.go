@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime"
 	"runtime/metrics"
 	"strconv"
 	"sync"
@@ -62,9 +63,13 @@ const (
 // runtime queues (the slowest tenth of the window's goroutines waited more
 // than queueTarget to run), the limit is also capped at the concurrency of
 // the service at its best, by Little's law: the most requests per second of
-// the last capWindows windows times the lowest mean latency among them, at
-// least 1. For a CPU-bound handler that is about the number of cores, so a
-// P is left to read and refuse the rest (see Run on GOMAXPROCS). The cap
+// the last capWindows windows times the lowest mean latency among them,
+// and never below the Ps left to handlers (GOMAXPROCS less the one Run
+// adds), which a CPU-bound handler can always use: a cap measured lower
+// would hold itself there, since fewer requests at once make fewer
+// requests per second. For a CPU-bound handler that is about the number of
+// cores, so a P is left to read and refuse the rest (see Run on
+// GOMAXPROCS). The cap
 // holds until capHold has passed without queueing or shedding.
 //
 // A request over the limit is shed: answered 503 with Retry-After at once,
@@ -94,10 +99,12 @@ type limiter struct {
 	next      int                                // the next of windows to write
 	capUntil  time.Time                          // the cap holds until then
 	shedSeen  uint64                             // l.shed at the last window
+	minCap    int64                              // the lowest cap: the Ps left to handlers
 }
 
 func newLimiter(fixed int) *limiter {
-	l := &limiter{fixed: fixed > 0, exact: initialLimit, queued: newSchedWatch().slowTenth}
+	l := &limiter{fixed: fixed > 0, exact: initialLimit, queued: newSchedWatch().slowTenth,
+		minCap: int64(max(1, runtime.GOMAXPROCS(0)-int(shedRoom.Load())))}
 	if l.fixed {
 		l.exact = float64(fixed)
 	}
@@ -205,7 +212,7 @@ func (l *limiter) queueCap(now time.Time, short float64) int64 {
 	for _, w := range l.windows[:min(l.next, capWindows)] {
 		maxX, minR = math.Max(maxX, w.x), math.Min(minR, w.r)
 	}
-	return max(1, int64(math.Round(maxX*minR)))
+	return max(l.minCap, int64(math.Round(maxX*minR)))
 }
 
 // shedding reports whether a request was shed in the last shedWarn.

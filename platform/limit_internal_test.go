@@ -145,3 +145,18 @@ func TestLimiter_RuntimeQueueCaps(t *testing.T) {
 	assert.True(t, l.acquire(), "a request over a cap whose time is up lifts it")
 	assert.Greater(t, l.limit.Load(), int64(10))
 }
+
+// A cap measured below the Ps left to handlers is raised to them: a
+// service held to one request at once serves one request's worth a
+// second, which would measure the same cap again.
+func TestLimiter_RuntimeQueueCapFloor(t *testing.T) {
+	l := newLimiter(0)
+	l.minCap = 3
+	l.queued = func() time.Duration { return 50 * time.Millisecond }
+	now := time.Now()
+	for range 5 { // 50 requests every 100 ms, 2 ms each: 1 in flight
+		now = now.Add(100 * time.Millisecond)
+		window(l, now, 2*time.Millisecond)
+	}
+	assert.EqualValues(t, 3, l.limit.Load(), "500/s × 2 ms = 1 in flight, raised to the Ps")
+}

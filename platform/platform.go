@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/labstack/echo/v4"
@@ -132,8 +133,12 @@ func RunContext(ctx context.Context, app *echo.Echo, service string, opts ...Opt
 var roomToShed = sync.OnceFunc(func() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+		shedRoom.Store(1)
 	}
 })
+
+// shedRoom is the number of Ps roomToShed added: 1 or 0.
+var shedRoom atomic.Int32
 
 // waitForEnd serves until a signal ends the service: SIGTERM or SIGINT (or
 // stop closing), or SIGHUP once a successor serves on ln (then handedOver
