@@ -412,3 +412,41 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// A process a service leaves behind becomes up's child (up is a child
+// subreaper) and is reaped when it exits, instead of staying a zombie
+// until up ends.
+func TestCLI_UpReapsOrphans(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	require.NoError(t, os.MkdirAll(bin, 0o755))
+	orphanPID := filepath.Join(dir, "orphan.pid")
+	// The service's subshell starts a child that outlives the subshell and
+	// says its pid; the service runs on.
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "leaver"),
+		[]byte("#!/bin/sh\n(sleep 1 >/dev/null 2>&1 & echo $! > "+orphanPID+".tmp; mv "+orphanPID+".tmp "+orphanPID+")\nexec sleep 1000\n"), 0o755))
+	registry := filepath.Join(dir, "flotilla.toml")
+	require.NoError(t, os.WriteFile(registry, []byte("[defaults]\ndb = \"flotilla.db\"\nsocket_dir = \"run\"\n\n[[service]]\nname = \"leaver\"\n"), 0o600))
+
+	up := cliProcess(t, "--registry", registry, "up", "--bin", bin)
+	var out lockedBuffer
+	up.Stderr = &out
+	require.NoError(t, up.Start())
+	t.Cleanup(func() { up.Process.Kill(); up.Wait() })
+	var pid int
+	eventually(t, 20*time.Second, func() bool {
+		data, err := os.ReadFile(orphanPID)
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(data)))
+		return err == nil
+	}, "the service never started its child", out.String)
+	eventually(t, 30*time.Second, func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return os.IsNotExist(err)
+	}, "the orphan stayed a zombie of up's", out.String)
+	assert.NotContains(t, out.String(), "leaver | exited", "the service runs on")
+	require.NoError(t, up.Process.Signal(os.Interrupt))
+	require.NoError(t, up.Wait(), out.String())
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,8 @@ after 1 s, then 2 s, doubling up to 30 s; a run of a minute or more starts
 the delays again from 1 s. One that exits 0 is not. A service restarted with
 SIGHUP (flotilla restart) names its successor on the NOTIFY_SOCKET up gives
 it (MAINPID=, as under systemd) before it drains and exits; up then
-supervises the successor in its place. Ctrl-C stops them all gracefully
+supervises the successor in its place; children a service leaves behind
+are reaped when they exit. Ctrl-C stops them all gracefully
 (SIGTERM to each service's process group: each drains within its shutdown
 timeout and writes what it logged) and exits 0.
 
@@ -84,8 +86,13 @@ In production the supervisor is systemd (flotilla systemd writes the units).`,
 				return err
 			}
 			defer done()
+			orphans := &orphans{claimed: map[int]bool{}}
+			reapCtx, stopReaping := context.WithCancel(context.Background())
+			defer stopReaping()
+			go orphans.reap(reapCtx)
 			var wg sync.WaitGroup
 			for _, s := range run {
+				s.orphans = orphans
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -104,8 +111,9 @@ In production the supervisor is systemd (flotilla systemd writes the units).`,
 // upService is one service that flotilla up runs.
 type upService struct {
 	discovery.Service
-	path   string
-	notify *net.UnixConn // its NOTIFY_SOCKET, where a hand-over names the successor
+	path    string
+	notify  *net.UnixConn // its NOTIFY_SOCKET, where a hand-over names the successor
+	orphans *orphans      // the runner's children that are no service's
 }
 
 // supervise runs s until ctx ends, starting it again with backoff when it
@@ -177,6 +185,8 @@ func (s upService) runOnce(ctx context.Context, registry string, out *prefixer) 
 		io.Copy(io.Discard, pr)
 	}()
 	group, pid := cmd.Process.Pid, cmd.Process.Pid
+	s.orphans.claim(pid)
+	defer func() { s.orphans.release(pid) }()
 	wait := func() error {
 		err := cmd.Wait()
 		var exit *exec.ExitError
@@ -213,7 +223,9 @@ func (s upService) runOnce(ctx context.Context, registry string, out *prefixer) 
 		if !stopped {
 			out.say(s.Name, fmt.Sprintf("handed over from pid %d to pid %d; following it", pid, next))
 		}
+		s.orphans.release(pid)
 		pid = next
+		s.orphans.claim(pid)
 		wait = func() error { return waitChild(pid) }
 	}
 }
@@ -274,6 +286,96 @@ func waitChild(pid int) error {
 		}
 		return exitError(ws)
 	}
+}
+
+// reapEvery is how often the runner looks for orphans to reap.
+const reapEvery = 2 * time.Second
+
+// orphans reaps the processes that end as the runner's children without
+// being a service it runs or follows: a service's own children that
+// outlived it, which reparent to the runner because it is a child
+// subreaper, and would stay zombies until it exits. A zombie is reaped
+// only once two looks, reapEvery apart, found it unclaimed, so a successor
+// that died before the runner took it up is still the runner's to wait
+// for.
+type orphans struct {
+	mu      sync.Mutex
+	claimed map[int]bool // the pids a service's supervision waits for
+}
+
+func (o *orphans) claim(pid int) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.claimed[pid] = true
+}
+
+func (o *orphans) release(pid int) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.claimed, pid)
+}
+
+// reap looks for unclaimed zombie children every reapEvery until ctx ends.
+func (o *orphans) reap(ctx context.Context) {
+	tick := time.NewTicker(reapEvery)
+	defer tick.Stop()
+	seen := map[int]bool{} // unclaimed zombies at the last look
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := map[int]bool{}
+		for _, pid := range zombieChildren(os.Getpid()) {
+			o.mu.Lock()
+			claimed := o.claimed[pid]
+			o.mu.Unlock()
+			switch {
+			case claimed:
+			case seen[pid]:
+				var ws syscall.WaitStatus
+				syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+			default:
+				now[pid] = true
+			}
+		}
+		seen = now
+	}
+}
+
+// zombieChildren lists the children of process pid that have exited and
+// wait to be reaped, from /proc/PID/task/*/children.
+func zombieChildren(pid int) []int {
+	files, _ := filepath.Glob(filepath.Join(procFS, strconv.Itoa(pid), "task", "*", "children"))
+	var out []int
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, field := range strings.Fields(string(data)) {
+			child, err := strconv.Atoi(field)
+			if err != nil {
+				continue
+			}
+			stat, err := os.ReadFile(filepath.Join(procFS, field, "stat"))
+			if err != nil {
+				continue
+			}
+			// The state follows the command name, in parentheses.
+			if i := bytes.LastIndexByte(stat, ')'); i >= 0 && bytes.HasPrefix(bytes.TrimSpace(stat[i+1:]), []byte("Z")) {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
 }
 
 // upNotify makes the runner a child subreaper, so that a service's
