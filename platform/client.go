@@ -38,7 +38,9 @@ var (
 // sibling's log row shares the trace id. Pass the handler's context with
 // http.NewRequestWithContext. The port map is the one Run uses (options or
 // environment), looked up at the first call, so Client may be called before
-// Run; names not in it are dialed through normal DNS.
+// Run; names not in it are dialed through normal DNS. The trace context,
+// the request id and the deadline budget go to every host it calls: call
+// hosts outside the fleet with a client of their own.
 func Client() *http.Client {
 	clientOnce.Do(func() {
 		client = &http.Client{Transport: Propagate(breaker.NewTransport(&byName{}, breaker.WithDeadlineHeader(BudgetHeader)))}
