@@ -69,8 +69,8 @@ const (
 // would hold itself there, since fewer requests at once make fewer
 // requests per second. For a CPU-bound handler that is about the number of
 // cores, so a P is left to read and refuse the rest (see Run on
-// GOMAXPROCS). The cap
-// holds until capHold has passed without queueing or shedding.
+// GOMAXPROCS). The cap holds until capHold has passed without queueing or
+// shedding.
 //
 // A request over the limit is shed: answered 503 with Retry-After at once,
 // without its handler. Fixed, the limit is a number that does not move.
