@@ -119,8 +119,9 @@ func benchApp(b *testing.B, hello echo.HandlerFunc) (*echo.Echo, *instance) {
 // context, which the breaker's attempt registers with directly, and with a
 // context.WithTimeout on the connection's context, as a handler gets
 // elsewhere; and Propagate over the breaker for a traced request, as
-// platform.Client sends it, through the propagator Run installs. base is the RoundTripper alone, recordRT, which
-// answers at once without a network.
+// platform.Client sends it, through the propagator Run installs. base is
+// the RoundTripper alone, recordRT, which answers at once without a
+// network.
 func BenchmarkSiblingCall(b *testing.B) {
 	prev := otel.GetTextMapPropagator()
 	otel.SetTextMapPropagator(w3c{}) // as Run does

@@ -209,13 +209,14 @@ func endClientSpan(span trace.Span, req *http.Request, res *http.Response, err e
 // client when it is valid.
 func (p propagate) send(ctx context.Context, client trace.SpanContext, req *http.Request) (*http.Response, error) {
 	carrier := propagation.HeaderCarrier(http.Header{})
-	if prop, ok := otel.GetTextMapPropagator().(w3c); ok && client.IsValid() {
-		prop.injectSpan(ctx, client, carrier) // no context made for the span
+	prop := otel.GetTextMapPropagator()
+	if w, ok := prop.(w3c); ok && client.IsValid() {
+		w.injectSpan(ctx, client, carrier) // no context made for the span
 	} else {
 		if client.IsValid() {
 			ctx = trace.ContextWithSpanContext(ctx, client)
 		}
-		otel.GetTextMapPropagator().Inject(ctx, carrier)
+		prop.Inject(ctx, carrier)
 	}
 	if id := RequestID(ctx); id != "" && req.Header.Get(echo.HeaderXRequestID) == "" {
 		carrier.Set(echo.HeaderXRequestID, id)

@@ -57,12 +57,7 @@ func runService(name string) {
 		// A successor that starts slowly: it says it is waiting, then
 		// waits until the test opens the gate.
 		os.WriteFile(gate+".waiting", nil, 0o600)
-		for {
-			if _, err := os.Stat(gate); err == nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		untilFile(context.Background(), gate)
 	}
 	app := echo.New()
 	var inflight atomic.Int32
@@ -80,16 +75,10 @@ func runService(name string) {
 		// PLATFORM_TEST_HOLD, where each arrival leaves held.N.
 		dir := os.Getenv("PLATFORM_TEST_HOLD")
 		os.WriteFile(filepath.Join(dir, fmt.Sprintf("held.%d", held.Add(1))), nil, 0o600)
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "open")); err == nil {
-				return c.String(http.StatusOK, "released")
-			}
-			select {
-			case <-c.Request().Context().Done():
-				return c.Request().Context().Err()
-			case <-time.After(10 * time.Millisecond):
-			}
+		if err := untilFile(c.Request().Context(), filepath.Join(dir, "open")); err != nil {
+			return err
 		}
+		return c.String(http.StatusOK, "released")
 	})
 	app.GET("/stuck", func(c echo.Context) error {
 		inflight.Add(1)
@@ -277,6 +266,21 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// untilFile is how a test service waits at a gate the test opens: until
+// the file path exists, or ctx ends.
+func untilFile(ctx context.Context, path string) error {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // start runs the service as a process with env added to this one's.
