@@ -50,6 +50,7 @@ func bootSystemd(t *testing.T, stage map[string]string) (*systemdNS, testUsers) 
 	unshare := needTool(t, "unshare")
 	needTool(t, "systemctl")
 	needTool(t, "setpriv")
+	needTool(t, "dbus-daemon") // the system bus, through which a user who is not root asks systemd
 	const systemd = "/lib/systemd/systemd"
 	if _, err := os.Stat(systemd); err != nil {
 		if os.Getenv("FLOTILLA_REQUIRE_INTEGRATION") != "" {
