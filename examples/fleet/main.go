@@ -3,22 +3,21 @@
 // echo services, half on unix sockets, half on ports), starts them all at
 // the same instant as separate processes, waits until every /health
 // passes, sends a little traffic through the gateway, and prints where
-// things are. Ctrl-C stops them all gracefully.
+// things are. Ctrl-C stops them all gracefully, and it says whether every
+// request sent is in the shared log.
 //
-//	go run ./examples/fleet                    # 45 services
-//	go run ./examples/fleet -n 10 -restart-all 2
-//	go run ./examples/fleet -bench             # one JSON line of figures
-//	go run ./examples/fleet -bench -full       # the same, services built with their exporters
+//	go run ./examples/fleet              # 45 services
+//	go run ./examples/fleet -n 10
 //
 // The services are built with -tags flotilla_lean, without the OTLP and
 // Prometheus exporters, since the fleet exports nothing, unless -full is
-// given or the environment asks for an exporter. A full build uses gRPC's
-// grpcnotrace tag, as the README advises.
+// given or the environment asks for an exporter. The figures of this fleet
+// (memory, restarts, throughput) come from the bench module's fleet
+// command, which runs it the same way (package launch).
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -26,50 +25,69 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/flotilla-go/flotilla/examples/fleet/launch"
 )
 
 func main() {
-	cfg := config{}
-	flag.IntVar(&cfg.n, "n", 45, "fleet size (at least 6: the example services)")
-	flag.StringVar(&cfg.dir, "dir", filepath.Join(os.TempDir(), "flotilla-fleet"), "where the port map, sockets, logs and the shared log file go")
-	flag.IntVar(&cfg.restartAll, "restart-all", 0, "restart every service at once this many times, then report crashes and lost log rows")
-	flag.BoolVar(&cfg.bench, "bench", false, "measure the fleet, stop it, and print one JSON object as the last line")
+	n := flag.Int("n", 45, fmt.Sprintf("fleet size (at least %d: the example services)", launch.MinServices))
+	dir := flag.String("dir", filepath.Join(os.TempDir(), "flotilla-fleet"), "where the port map, sockets, logs and the shared log go")
 	full := flag.Bool("full", false, "build the services with the OTLP and Prometheus exporters (the default when OTEL_EXPORTER_OTLP_*ENDPOINT or FLOTILLA_METRICS is set)")
 	flag.Parse()
-	// The fleet exports nothing unless the environment asks: build lean.
-	cfg.lean = !*full && !exportAsked()
-	if cfg.n < len(examples) {
-		fmt.Fprintf(os.Stderr, "fleet: -n %d: the fleet needs at least %d services\n", cfg.n, len(examples))
+	if *n < launch.MinServices {
+		fmt.Fprintf(os.Stderr, "fleet: -n %d: the fleet needs at least %d services\n", *n, launch.MinServices)
 		os.Exit(2)
 	}
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	f, err := start(ctx, cfg, os.Stdout)
+	if err := run(ctx, *dir, *n, !*full && !exportAsked()); err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, dir string, n int, lean bool) error {
+	var opts []launch.Option
+	if lean {
+		opts = append(opts, launch.Lean())
+	}
+	f, err := launch.Start(ctx, dir, n, os.Stdout, opts...)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "fleet:", err)
-		os.Exit(1)
+		return err
 	}
-	report, err := f.exercise(ctx)
+	began := time.Now()
+	err = f.Launch()
+	if err == nil {
+		err = f.WaitHealthy(ctx)
+	}
+	if err == nil {
+		fmt.Printf("%d services healthy %d ms after they were started together\n", f.Size(), time.Since(began).Milliseconds())
+		_, err = f.Traffic(ctx)
+	}
 	if err != nil {
-		f.stopAll()
-		fmt.Fprintln(os.Stderr, "fleet:", err)
-		os.Exit(1)
+		f.Stop()
+		return err
 	}
-	if cfg.restartAll == 0 && !cfg.bench {
-		fmt.Println("Ctrl-C stops the fleet.")
-		<-ctx.Done()
+	reg := f.Registry()
+	fmt.Printf("gateway:    %s (POST /api/keys/create, then /v1/<service>/... with Authorization: Bearer <key>)\n", f.Gateway())
+	if ep, err := reg.Lookup("dashboard"); err == nil {
+		fmt.Printf("dashboard:  http://%s/\n", ep.Address)
 	}
-	if err := f.finish(&report); err != nil {
-		fmt.Fprintln(os.Stderr, "fleet:", err)
+	fmt.Printf("port map:   %s\nshared log: %s\nlogs:       %s\n", reg.Path(), filepath.Join(dir, "flotilla.db"), filepath.Join(dir, "logs"))
+	fmt.Printf("operate:    go run ./cmd/flotilla --registry %s ps   (or top, logs -f, restart --all)\n", reg.Path())
+	fmt.Println("Ctrl-C stops the fleet.")
+	<-ctx.Done()
+	f.Stop()
+	lost, err := f.LostRows()
+	if err != nil {
+		return err
 	}
-	if cfg.bench || cfg.restartAll > 0 {
-		line, _ := json.Marshal(report)
-		fmt.Println(string(line))
+	fmt.Printf("stopped: %d crashes, %d lost log rows\n", f.Crashes(), lost)
+	if f.Crashes() > 0 || lost > 0 {
+		return fmt.Errorf("%d crashes, %d lost log rows", f.Crashes(), lost)
 	}
-	if report.Crashes > 0 || report.LostRows > 0 {
-		os.Exit(1)
-	}
+	return nil
 }
 
 // exportAsked reports whether the environment turns on an exporter that a

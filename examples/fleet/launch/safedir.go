@@ -1,4 +1,4 @@
-package main
+package launch
 
 import (
 	"errors"
@@ -28,11 +28,11 @@ func safeDir(dir string) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	switch {
 	case !fi.IsDir():
-		return fmt.Errorf("%s is not a folder (a symlink?): remove it, or choose another with -dir", dir)
+		return fmt.Errorf("%s is not a folder (a symlink?): remove it, or choose another folder", dir)
 	case !ok || int(st.Uid) != os.Geteuid():
-		return fmt.Errorf("%s belongs to another user: remove it, or choose another with -dir", dir)
+		return fmt.Errorf("%s belongs to another user: remove it, or choose another folder", dir)
 	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("%s is writable by others (mode %v): chmod 700 it, or choose another with -dir", dir, fi.Mode().Perm())
+		return fmt.Errorf("%s is writable by others (mode %v): chmod 700 it, or choose another folder", dir, fi.Mode().Perm())
 	}
 	return nil
 }

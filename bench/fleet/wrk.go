@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,32 +13,35 @@ import (
 	"time"
 
 	"github.com/flotilla-go/flotilla/discovery"
+	"github.com/flotilla-go/flotilla/examples/fleet/launch"
 )
 
 // throughput measures requests through nginx → gateway → agent-geo, every
 // hop on a unix socket but the first, with wrk for 10 s: requests per
 // second and p99 latency. It needs nginx and wrk (Debian packages nginx and
 // wrk) and says so when they are missing.
-func (f *fleet) throughput(ctx context.Context, r *Report) error {
+func throughput(ctx context.Context, f *launch.Fleet, dir string, r *Report) error {
 	nginx, err1 := lookTool("nginx")
 	wrk, err2 := lookTool("wrk")
 	if err1 != nil || err2 != nil {
-		fmt.Fprintln(f.out, "throughput: skipped: needs nginx and wrk (apt-get install nginx wrk)")
+		fmt.Println("throughput: skipped: needs nginx and wrk (apt-get install nginx wrk)")
 		return nil
 	}
-	key, err := f.newKey(ctx)
+	key, err := f.NewKey(ctx)
 	if err != nil {
 		return err
 	}
-	port, err := freePort()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(f.cfg.dir, "nginx")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir = filepath.Join(dir, "nginx")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	conf, err := discovery.NginxConfig(f.reg, discovery.NginxOptions{Listen: "127.0.0.1:" + strconv.Itoa(port), Root: "agent-gateway", Keepalive: 64})
+	conf, err := discovery.NginxConfig(f.Registry(), discovery.NginxOptions{Listen: "127.0.0.1:" + strconv.Itoa(port), Root: "agent-gateway", Keepalive: 64})
 	if err != nil {
 		return err
 	}
@@ -101,25 +102,8 @@ http {
 	if m := regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`).FindStringSubmatch(text); m != nil {
 		r.WrkErrors, _ = strconv.Atoi(m[1])
 	}
-	fmt.Fprintf(f.out, "throughput: nginx → gateway → agent-geo: %.0f req/s, p99 %.2f ms, %d non-2xx\n", r.WrkRPS, r.WrkP99MS, r.WrkErrors)
+	fmt.Printf("throughput: nginx → gateway → agent-geo: %.0f req/s, p99 %.2f ms, %d non-2xx\n", r.WrkRPS, r.WrkP99MS, r.WrkErrors)
 	return nil
-}
-
-func (f *fleet) newKey(ctx context.Context) (string, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent-gateway/api/keys/create", nil)
-	res, err := f.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("create key: %w", err)
-	}
-	defer res.Body.Close()
-	var k struct {
-		Key string `json:"key"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&k); err != nil || k.Key == "" {
-		return "", fmt.Errorf("create key: %s", res.Status)
-	}
-	f.count("agent-gateway", "/api/keys/create")
-	return k.Key, nil
 }
 
 func lookTool(name string) (string, error) {
