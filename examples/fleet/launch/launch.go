@@ -229,8 +229,9 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Launch starts every service at once, each as its own process with the
-// port map in FLOTILLA_REGISTRY and its output in dir/logs/NAME.log.
+// Launch starts every service at once, each as its own process (in a
+// process group of its own) with the port map in FLOTILLA_REGISTRY and its
+// output in dir/logs/NAME.log.
 func (f *Fleet) Launch() error {
 	for _, m := range f.members {
 		logf, err := os.OpenFile(filepath.Join(f.dir, "logs", m.name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
@@ -241,6 +242,10 @@ func (f *Fleet) Launch() error {
 		cmd.Dir = f.dir
 		cmd.Env = append(os.Environ(), "FLOTILLA_REGISTRY="+f.reg.Path())
 		cmd.Stdout, cmd.Stderr = logf, logf
+		// A group of its own: a terminal's Ctrl-C reaches the launcher
+		// alone, which stops every service with one SIGTERM (Stop). A
+		// second signal would make a service in its drain give up at once.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		err = cmd.Start()
 		logf.Close()
 		if err != nil {

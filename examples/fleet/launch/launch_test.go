@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -47,6 +48,11 @@ func TestFleet(t *testing.T) {
 	}
 	assert.Equal(t, 10, f.Size())
 	assert.Len(t, f.PIDs(), 10)
+	for _, pid := range f.PIDs() { // a terminal's Ctrl-C reaches the launcher alone, which stops them with SIGTERM
+		pgid, err := syscall.Getpgid(pid)
+		require.NoError(t, err)
+		assert.Equal(t, pid, pgid, "service %d leads a process group of its own", pid)
+	}
 	// Built lean for real: no OTLP exporters, so no gRPC, in the binaries.
 	info, err := buildinfo.ReadFile(filepath.Join(dir, "bin", "echosvc"))
 	require.NoError(t, err)
