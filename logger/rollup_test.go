@@ -464,3 +464,114 @@ func TestCompactRollups_QueriesAgreeAndLateRowsCount(t *testing.T) {
 	require.NoError(t, s.Close())
 	rollupsMatchRaw(t, rawDB(t, path))
 }
+
+// histObjects rewrites every histogram of the file as the object of bucket
+// names → counts that versions before 4 wrote, and puts the file back at
+// version 3 with that version's views, as an older version leaves it.
+func histObjects(t *testing.T, path string) {
+	t.Helper()
+	db := rawDB(t, path)
+	for _, table := range []string{"rollups", "service_rollups"} {
+		_, err := db.Exec(`UPDATE ` + table + ` SET hist = (SELECT coalesce(json_group_object(us, n), '{}') FROM (
+			SELECT b.us, b.n FROM latency_buckets_all b WHERE b.level = ` + table + `.level AND b.ts = ` + table + `.ts AND b.service = ` + table + `.service
+				AND b.method = ` + table + `.method AND b.route = ` + table + `.route AND b.status = ` + table + `.status ORDER BY b.us))`)
+		require.NoError(t, err, table)
+	}
+	_, err := db.Exec(`DROP VIEW latency_buckets_all; DROP VIEW latency_buckets;
+		CREATE VIEW latency_buckets AS SELECT r.level, r.ts, r.service, r.method, r.route, r.status,
+			CAST(j.key AS INTEGER) AS us, j.value AS n FROM rollups r, json_each(r.hist) j;
+		PRAGMA user_version = 3;`)
+	require.NoError(t, err)
+	var arrays int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM rollups WHERE hist LIKE '[%'`).Scan(&arrays))
+	require.Zero(t, arrays)
+}
+
+// A file of version 3 holds histograms as objects. It opens, its views are
+// replaced by ones that read both shapes, and the queries, the views and
+// the writer (which reads a stored object and writes back an array) give
+// the same numbers as for a file written as arrays.
+func TestRollups_HistogramsOfBothShapes(t *testing.T) {
+	now := time.Now()
+	log := func(s *logger.Store) {
+		for i := 1; i <= 300; i++ {
+			s.Log(logger.Record{Time: now.Add(-time.Duration(i) * 5 * time.Second), Service: []string{"a", "b"}[i%2], Route: []string{"/x", "/y"}[i%3%2],
+				Status: []int{200, 404, 503}[i%3], Duration: time.Duration(i*i) * 37 * time.Microsecond})
+		}
+		require.NoError(t, s.Flush(context.Background()))
+	}
+	type figures struct {
+		sums  []logger.ServiceSummary
+		view  []string // the rows of traffic_last_hour
+		bucks map[[2]int64]int64 // (ts, us) → n of the per-route buckets
+	}
+	read := func(path string) figures {
+		r, err := logger.OpenReader(path)
+		require.NoError(t, err)
+		defer r.Close()
+		var f figures
+		f.sums, err = r.Summary(context.Background(), now.Add(-time.Hour), logger.ByRoute())
+		require.NoError(t, err)
+		rows, err := rawDB(t, path).Query(`SELECT service || ' ' || hits || ' ' || pct_4xx || ' ' || pct_5xx || ' ' || p50_ms || ' ' || p95_ms || ' ' || p99_ms FROM traffic_last_hour`)
+		require.NoError(t, err)
+		for rows.Next() {
+			var v string
+			require.NoError(t, rows.Scan(&v))
+			f.view = append(f.view, v)
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		f.bucks = map[[2]int64]int64{}
+		rows, err = rawDB(t, path).Query(`SELECT ts, us, sum(n) FROM latency_buckets GROUP BY 1, 2`)
+		require.NoError(t, err)
+		for rows.Next() {
+			var k [2]int64
+			var n int64
+			require.NoError(t, rows.Scan(&k[0], &k[1], &n))
+			f.bucks[k] = n
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		return f
+	}
+
+	s, arrays := openStore(t)
+	log(s)
+	require.NoError(t, s.Close())
+	want := read(arrays)
+	require.NotEmpty(t, want.view)
+	require.NotEmpty(t, want.bucks)
+
+	s, objects := openStore(t)
+	log(s)
+	require.NoError(t, s.Close())
+	_, err := rawDB(t, objects).Exec(`CREATE VIEW latency_buckets_all AS ` + logger.BucketsSQL("rollups") + ` UNION ALL ` + logger.BucketsSQL("service_rollups"))
+	require.NoError(t, err)
+	histObjects(t, objects)
+
+	got := read(objects) // read as version 3 left it, through the old view too
+	assert.Equal(t, want.sums, got.sums, "Summary reads the objects")
+	assert.Equal(t, want.bucks, got.bucks, "version 3's view reads its objects")
+
+	s, err = logger.Open(objects) // migrates to 4
+	require.NoError(t, err)
+	got = read(objects)
+	assert.Equal(t, want.sums, got.sums)
+	assert.Equal(t, want.view, got.view, "the views read the objects")
+	assert.Equal(t, want.bucks, got.bucks)
+
+	// The writer adds to a stored object and writes an array.
+	log(s)
+	require.NoError(t, s.Close())
+	s, err = logger.Open(arrays)
+	require.NoError(t, err)
+	log(s)
+	require.NoError(t, s.Close())
+	want, got = read(arrays), read(objects)
+	assert.Equal(t, want.sums, got.sums, "after more rows on each")
+	assert.Equal(t, want.view, got.view)
+	assert.Equal(t, want.bucks, got.bucks)
+	var objectsLeft int
+	require.NoError(t, rawDB(t, objects).QueryRow(`SELECT count(*) FROM service_rollups WHERE hist LIKE '{%'`).Scan(&objectsLeft))
+	assert.Zero(t, objectsLeft, "every service row was written again, as an array")
+}

@@ -3,7 +3,7 @@ package logger
 // SchemaVersion is the version of the requests table layout this package
 // writes, kept in PRAGMA user_version. Open migrates older files in place and
 // refuses newer ones with ErrSchemaTooNew.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migrations[v-1] takes a file from schema version v-1 to v. Each runs in the
 // same IMMEDIATE transaction that sets the new user_version, so a process
@@ -40,6 +40,11 @@ var migrations = []string{
 	// backfill of the rows written before them, and views over both for
 	// sqlite3.
 	rollupSchema + rollupBackfillAll + rollupViews,
+
+	// 4: histograms are written as arrays of counts (hist.appendJSON); the
+	// views read both shapes. Rows written before keep theirs until they
+	// are next written.
+	`DROP VIEW IF EXISTS latency_buckets; DROP VIEW IF EXISTS traffic_last_hour; DROP VIEW IF EXISTS traffic_last_day;` + rollupViews,
 }
 
 // rollupSchema holds the rollups: in rollups one row per level, bucket
@@ -47,8 +52,7 @@ var migrations = []string{
 // per service and status alone (method and route empty), so that fleet views
 // read one row where a service has many routes. level is the bucket's width
 // in seconds (60, 3600, 86400); ts is its start in Unix seconds (UTC);
-// hist is the latency histogram as a JSON object of each bucket's middle
-// value in microseconds → count.
+// hist is the latency histogram as JSON (see hist.appendJSON).
 var rollupSchema = rollupTable("rollups") + rollupTable("service_rollups") + `
 	CREATE TABLE IF NOT EXISTS rollup_marks (
 		service TEXT PRIMARY KEY,
@@ -99,10 +103,7 @@ var rollupViews = `
 			bytes_in, bytes_out, round(duration_us / 1000.0 / count, 3) AS mean_ms,
 			round(max_us / 1000.0, 3) AS max_ms, ts, hist
 		FROM rollups;
-	CREATE VIEW IF NOT EXISTS latency_buckets AS
-		SELECT r.level, r.ts, r.service, r.method, r.route, r.status,
-			CAST(j.key AS INTEGER) AS us, j.value AS n
-		FROM rollups r, json_each(r.hist) j;` +
+	CREATE VIEW IF NOT EXISTS latency_buckets AS ` + bucketsSQL("rollups") + `;` +
 	serviceWindowView("traffic_last_hour", `SELECT * FROM service_rollups
 		WHERE level = 60 AND ts >= (unixepoch('now') - 3600) / 60 * 60`) +
 	serviceWindowView("traffic_last_day", `SELECT * FROM service_rollups
@@ -122,11 +123,30 @@ func serviceWindowView(name, rows string) string {
 			sum(CASE WHEN status BETWEEN 400 AND 499 THEN count ELSE 0 END) AS c4,
 			sum(CASE WHEN status >= 500 THEN count ELSE 0 END) AS c5
 			FROM r GROUP BY service),
-		b AS (SELECT r.service, CAST(j.key AS INTEGER) AS us, sum(j.value) AS n
-			FROM r, json_each(r.hist) j WHERE r.status <> 101 GROUP BY 1, 2),
+		b AS (SELECT service, us, sum(n) AS n FROM (` + bucketsSQL("r") + `) WHERE status <> 101 GROUP BY 1, 2),
 		q AS (SELECT service, us, sum(n) OVER (PARTITION BY service ORDER BY us) AS cum,
 			sum(n) OVER (PARTITION BY service) AS total FROM b)
 		SELECT service, hits, round(100.0 * c4 / hits, 2) AS pct_4xx, round(100.0 * c5 / hits, 2) AS pct_5xx,
 			` + pct("50") + ` AS p50_ms, ` + pct("95") + ` AS p95_ms, ` + pct("99") + ` AS p99_ms
 		FROM c ORDER BY service;`
+}
+
+// bucketsSQL selects each histogram bucket of the rollup rows of from (a
+// table or a CTE with its columns) as level, ts, service, method, route,
+// status, us (the bucket's middle value in microseconds) and n (its count).
+// It reads both shapes: the array of counts, whose element k's bucket is
+// the first index plus one for each count and the run's length for each
+// negative run before it (histIndex, histName); and the object of bucket
+// names that versions before 4 wrote.
+func bucketsSQL(from string) string {
+	const pk = "r.level, r.ts, r.service, r.method, r.route, r.status"
+	name := "CASE WHEN i < 64 THEN i ELSE ((32 + i % 32) << (i / 32 - 1)) + ((1 << (i / 32 - 1)) - 1) / 2 END"
+	return `SELECT level, ts, service, method, route, status, ` + name + ` AS us, v AS n FROM (
+			SELECT ` + pk + `, j.value AS v, json_extract(r.hist, '$[0]') + coalesce(sum(CASE WHEN j.value < 0 THEN -j.value ELSE 1 END)
+				OVER (PARTITION BY ` + pk + ` ORDER BY j.key ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS i
+			FROM ` + from + ` r, json_each(r.hist) j WHERE json_type(r.hist) = 'array' AND j.key > 0)
+		WHERE v > 0
+		UNION ALL
+		SELECT ` + pk + `, CAST(j.key AS INTEGER), j.value
+		FROM ` + from + ` r, json_each(r.hist) j WHERE json_type(r.hist) = 'object'`
 }
