@@ -502,7 +502,7 @@ func TestRollups_HistogramsOfBothShapes(t *testing.T) {
 	}
 	type figures struct {
 		sums  []logger.ServiceSummary
-		view  []string // the rows of traffic_last_hour
+		view  []string           // the rows of traffic_last_hour
 		bucks map[[2]int64]int64 // (ts, us) → n of the per-route buckets
 	}
 	read := func(path string) figures {
