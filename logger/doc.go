@@ -44,7 +44,8 @@
 // starts no writer; a Store answers the same queries. Requests, After,
 // FindTrace and ByTrace read the raw rows; Summary (per service or route:
 // hits, 4xx, 5xx, failed, p50/p95/p99), Series (the same per step, for
-// charts) and SLOs (error budgets and burn rates of an Objective, with
+// charts), Overview (each service's summary and the fleet's series from one
+// read, for a fleet's page) and SLOs (error budgets and burn rates of an Objective, with
 // the SRE Workbook's fast- and slow-burn alerts) read the rollups. The
 // views traffic_last_hour, traffic_last_day, rollup_rows and
 // latency_buckets give sqlite3 users the same numbers.

@@ -575,3 +575,44 @@ func TestRollups_HistogramsOfBothShapes(t *testing.T) {
 	require.NoError(t, rawDB(t, objects).QueryRow(`SELECT count(*) FROM service_rollups WHERE hist LIKE '{%'`).Scan(&objectsLeft))
 	assert.Zero(t, objectsLeft, "every service row was written again, as an array")
 }
+
+// Overview gives, from one read, what Summary and Series with FleetTotal
+// give over the same window.
+func TestOverview_IsSummaryAndFleetSeries(t *testing.T) {
+	s, _ := openStore(t)
+	now := time.Now()
+	since := now.Truncate(time.Hour).Add(-3 * time.Hour)
+	for i := 1; i <= 600; i++ {
+		s.Log(logger.Record{Time: now.Add(-time.Duration(i) * 17 * time.Second), Service: []string{"a", "b", "c"}[i%3], Route: "/x",
+			Status: []int{200, 200, 404, 503, 101}[i%5], Duration: time.Duration(i*i) * 13 * time.Microsecond, BytesOut: int64(i)})
+	}
+	require.NoError(t, s.Flush(context.Background()))
+	ctx := context.Background()
+	v, err := s.Overview(ctx, since, time.Hour)
+	require.NoError(t, err)
+	sums, err := s.Summary(ctx, since)
+	require.NoError(t, err)
+	fleet, err := s.Series(ctx, since, time.Hour, logger.FleetTotal())
+	require.NoError(t, err)
+	require.Len(t, fleet, 1)
+	require.Len(t, sums, 3)
+	assert.Equal(t, sums, v.Services)
+	assert.Equal(t, fleet[0], v.Fleet)
+	var hits int64
+	for _, p := range v.Fleet.Points {
+		hits += p.Hits
+	}
+	assert.Equal(t, int64(600), hits)
+
+	one, err := s.Overview(ctx, since, time.Hour, logger.ForServices("b"))
+	require.NoError(t, err)
+	require.Len(t, one.Services, 1)
+	assert.Equal(t, sums[1], one.Services[0])
+
+	none, err := s.Overview(ctx, since, time.Hour, logger.ForServices("nobody"))
+	require.NoError(t, err)
+	assert.Empty(t, none.Services)
+	assert.Len(t, none.Fleet.Points, 4, "the steps of the window, zero")
+	_, err = s.Overview(ctx, since, 90*time.Second)
+	assert.ErrorContains(t, err, "whole number of minutes")
+}

@@ -102,43 +102,60 @@ func (r *Reader) Summary(ctx context.Context, since time.Time, opts ...SummaryOp
 	if err != nil {
 		return nil, fmt.Errorf("logger: summary: %w", err)
 	}
-	type acc struct {
-		ServiceSummary
-		h histAcc
-	}
-	by := map[[3]string]*acc{}
-	err = r.rollupRows(ctx, stmt, all, func(row *rollupRow) {
-		k := [3]string{row.service}
-		if o.byRoute {
-			k[1], k[2] = row.method, row.route
-		}
-		s := by[k]
-		if s == nil {
-			s = &acc{ServiceSummary: ServiceSummary{Service: k[0], Method: k[1], Route: k[2], Statuses: map[int]int64{}}}
-			by[k] = s
-		}
-		s.Hits += row.count
-		s.Failed += row.failed
-		s.BytesIn += row.bytesIn
-		s.BytesOut += row.bytesOut
-		s.Statuses[row.status] += row.count
-		switch {
-		case row.status == http.StatusSwitchingProtocols:
-			s.Streams += row.count
-			return
-		case row.status >= 500:
-			s.Errors += row.count
-		case row.status >= 400:
-			s.ClientErrors += row.count
-		}
-		s.Max = max(s.Max, time.Duration(row.maxUS)*time.Microsecond)
-		s.h.add(row.hist)
-	})
-	if err != nil {
+	acc := summaryAcc{byRoute: o.byRoute}
+	if err := r.rollupRows(ctx, stmt, all, acc.add); err != nil {
 		return nil, fmt.Errorf("logger: summary: %w", err)
 	}
-	out := make([]ServiceSummary, 0, len(by))
-	for _, s := range by {
+	return acc.result(), nil
+}
+
+// summaryAcc adds rollup rows up into summaries, per service or, with
+// byRoute, per service, method and route.
+type summaryAcc struct {
+	byRoute bool
+	by      map[[3]string]*summaryRow
+}
+
+type summaryRow struct {
+	ServiceSummary
+	h histAcc
+}
+
+func (a *summaryAcc) add(row *rollupRow) {
+	k := [3]string{row.service}
+	if a.byRoute {
+		k[1], k[2] = row.method, row.route
+	}
+	if a.by == nil {
+		a.by = map[[3]string]*summaryRow{}
+	}
+	s := a.by[k]
+	if s == nil {
+		s = &summaryRow{ServiceSummary: ServiceSummary{Service: k[0], Method: k[1], Route: k[2], Statuses: map[int]int64{}}}
+		a.by[k] = s
+	}
+	s.Hits += row.count
+	s.Failed += row.failed
+	s.BytesIn += row.bytesIn
+	s.BytesOut += row.bytesOut
+	s.Statuses[row.status] += row.count
+	switch {
+	case row.status == http.StatusSwitchingProtocols:
+		s.Streams += row.count
+		return
+	case row.status >= 500:
+		s.Errors += row.count
+	case row.status >= 400:
+		s.ClientErrors += row.count
+	}
+	s.Max = max(s.Max, time.Duration(row.maxUS)*time.Microsecond)
+	s.h.add(row.hist)
+}
+
+// result returns the summaries, ordered by service, route and method.
+func (a *summaryAcc) result() []ServiceSummary {
+	out := make([]ServiceSummary, 0, len(a.by))
+	for _, s := range a.by {
 		s.ErrorRate = float64(s.Errors) / float64(s.Hits)
 		s.ClientErrorRate = float64(s.ClientErrors) / float64(s.Hits)
 		s.P50, s.P95, s.P99 = s.h.quantile(0.50), s.h.quantile(0.95), s.h.quantile(0.99)
@@ -147,7 +164,7 @@ func (r *Reader) Summary(ctx context.Context, since time.Time, opts ...SummaryOp
 	slices.SortFunc(out, func(a, b ServiceSummary) int {
 		return cmp.Or(strings.Compare(a.Service, b.Service), strings.Compare(a.Route, b.Route), strings.Compare(a.Method, b.Method))
 	})
-	return out, nil
+	return out
 }
 
 // Series is one service's traffic in each step of a window, for charts:
@@ -190,8 +207,36 @@ func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration
 	for _, opt := range opts {
 		opt(&o)
 	}
+	acc, stmt, args, err := newSeriesAcc(since, step, o)
+	if err != nil {
+		return nil, fmt.Errorf("logger: series: %w", err)
+	}
+	if err := r.rollupRows(ctx, stmt, args, acc.add); err != nil {
+		return nil, fmt.Errorf("logger: series: %w", err)
+	}
+	return acc.result(), nil
+}
+
+// seriesAcc adds rollup rows up into series, per service or, with total,
+// for the fleet.
+type seriesAcc struct {
+	start, st int64 // the first step's start and the step, in seconds
+	n         int   // steps
+	step      time.Duration
+	total     bool
+	by        map[string]*seriesRow
+}
+
+type seriesRow struct {
+	s     Series
+	hists []*histAcc
+}
+
+// newSeriesAcc returns the accumulator of a series from since by step, and
+// the query of the rows it adds up.
+func newSeriesAcc(since time.Time, step time.Duration, o summaryOptions) (*seriesAcc, string, []any, error) {
 	if step < time.Minute || step%time.Minute != 0 {
-		return nil, fmt.Errorf("logger: series: step %v must be a whole number of minutes", step)
+		return nil, "", nil, fmt.Errorf("step %v must be a whole number of minutes", step)
 	}
 	st := int64(step / time.Second)
 	level := int64(levelMinute)
@@ -206,56 +251,99 @@ func (r *Reader) Series(ctx context.Context, since time.Time, step time.Duration
 	if start > now {
 		start = floorTo(now, st)
 	}
-	n := int((now-start)/st) + 1
+	a := &seriesAcc{start: start, st: st, n: int((now-start)/st) + 1, step: step, total: o.total, by: map[string]*seriesRow{}}
 	stmt, args := planQuery(rollupTables[1], plan(start, level, math.MaxInt64, math.MaxInt64), o.services)
-	type acc struct {
-		s     Series
-		hists []*histAcc
+	return a, stmt, args, nil
+}
+
+func (a *seriesAcc) add(row *rollupRow) {
+	name := row.service
+	if a.total {
+		name = ""
 	}
-	by := map[string]*acc{}
-	err := r.rollupRows(ctx, stmt, args, func(row *rollupRow) {
-		name := row.service
-		if o.total {
-			name = ""
-		}
-		a := by[name]
-		if a == nil {
-			a = &acc{s: Series{Service: name, Start: time.Unix(start, 0), Step: step, Points: make([]Point, n)}, hists: make([]*histAcc, n)}
-			by[name] = a
-		}
-		i := int((row.ts - start) / st)
-		if i < 0 || i >= n {
-			return
-		}
-		p := &a.s.Points[i]
-		p.Hits += row.count
-		p.Failed += row.failed
-		switch {
-		case row.status == http.StatusSwitchingProtocols:
-			return
-		case row.status >= 500:
-			p.Errors += row.count
-		case row.status >= 400:
-			p.ClientErrors += row.count
-		}
-		if a.hists[i] == nil {
-			a.hists[i] = new(histAcc)
-		}
-		a.hists[i].add(row.hist)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("logger: series: %w", err)
+	s := a.by[name]
+	if s == nil {
+		s = &seriesRow{s: Series{Service: name, Start: time.Unix(a.start, 0), Step: a.step, Points: make([]Point, a.n)}, hists: make([]*histAcc, a.n)}
+		a.by[name] = s
 	}
-	out := make([]Series, 0, len(by))
-	for _, a := range by {
-		for i, h := range a.hists {
-			p := &a.s.Points[i]
+	i := int((row.ts - a.start) / a.st)
+	if i < 0 || i >= a.n {
+		return
+	}
+	p := &s.s.Points[i]
+	p.Hits += row.count
+	p.Failed += row.failed
+	switch {
+	case row.status == http.StatusSwitchingProtocols:
+		return
+	case row.status >= 500:
+		p.Errors += row.count
+	case row.status >= 400:
+		p.ClientErrors += row.count
+	}
+	if s.hists[i] == nil {
+		s.hists[i] = new(histAcc)
+	}
+	s.hists[i].add(row.hist)
+}
+
+// result returns the series, ordered by service.
+func (a *seriesAcc) result() []Series {
+	out := make([]Series, 0, len(a.by))
+	for _, s := range a.by {
+		for i, h := range s.hists {
+			p := &s.s.Points[i]
 			p.P50, p.P95, p.P99 = h.quantile(0.50), h.quantile(0.95), h.quantile(0.99)
 		}
-		out = append(out, a.s)
+		out = append(out, s.s)
 	}
 	slices.SortFunc(out, func(a, b Series) int { return strings.Compare(a.Service, b.Service) })
-	return out, nil
+	return out
+}
+
+// Overview is the fleet's traffic over the steps of a window.
+type Overview struct {
+	// Services is each service's summary over the window, as Summary
+	// gives it, but over Fleet's steps: from since rounded down to a
+	// multiple of the step.
+	Services []ServiceSummary
+	// Fleet is the whole fleet's series, as Series with FleetTotal gives
+	// it; its Points are zero where there was no traffic.
+	Fleet Series
+}
+
+// Overview is Reader.Overview on the Store's read-only connections.
+func (s *Store) Overview(ctx context.Context, since time.Time, step time.Duration, opts ...SummaryOption) (Overview, error) {
+	return s.reader.Overview(ctx, since, step, opts...)
+}
+
+// Overview returns each service's summary and the fleet's series, from
+// since by step, from one read of the service rollups: what a fleet's
+// overview page shows, for about the cost of Series alone. ForServices
+// keeps some services; ByRoute and FleetTotal change nothing.
+func (r *Reader) Overview(ctx context.Context, since time.Time, step time.Duration, opts ...SummaryOption) (Overview, error) {
+	var o summaryOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	o.byRoute, o.total = false, true
+	series, stmt, args, err := newSeriesAcc(since, step, o)
+	if err != nil {
+		return Overview{}, fmt.Errorf("logger: overview: %w", err)
+	}
+	var sums summaryAcc
+	err = r.rollupRows(ctx, stmt, args, func(row *rollupRow) {
+		series.add(row)
+		sums.add(row)
+	})
+	if err != nil {
+		return Overview{}, fmt.Errorf("logger: overview: %w", err)
+	}
+	v := Overview{Services: sums.result(), Fleet: Series{Start: time.Unix(series.start, 0), Step: step, Points: make([]Point, series.n)}}
+	if fleet := series.result(); len(fleet) > 0 {
+		v.Fleet = fleet[0]
+	}
+	return v, nil
 }
 
 // windowQuery returns the query of the rollup rows of table that make up

@@ -231,16 +231,13 @@ func (d *dashboard) overview(c echo.Context) error {
 	ctx := c.Request().Context()
 	since := time.Now().Add(-w.D)
 	v := overview{base: d.base(ctx, r, "Flotilla fleet", w, "/"), Health: d.mon.Snapshot()}
-	sums, err := r.Summary(ctx, since)
+	ov, err := r.Overview(ctx, since, w.Step) // the services' rows and the fleet's charts, from one read
 	if err != nil {
 		return err
 	}
-	series, err := r.Series(ctx, since, w.Step, logger.FleetTotal())
-	if err != nil {
-		return err
-	}
-	v.Requests = requestsChart("chart-requests", one(series, since, w.Step))
-	v.Latency = latencyChart("chart-latency", one(series, since, w.Step))
+	sums := ov.Services
+	v.Requests = requestsChart("chart-requests", ov.Fleet)
+	v.Latency = latencyChart("chart-latency", ov.Fleet)
 	if v.Errors, err = recentErrors(ctx, r, logger.Query{Since: since, MinStatus: 400, Limit: 15}); err != nil {
 		return err
 	}
