@@ -224,43 +224,17 @@ func TestCLI_RestartAllUnderLoad(t *testing.T) {
 	for _, r := range f.ps() {
 		before[r.Name] = r.PID
 	}
-	var (
-		ok, failed atomic.Int64
-		stop       = make(chan struct{})
-		load       sync.WaitGroup
-		errMu      sync.Mutex
-		errs       []string
-	)
+	var gets []func() (int, error)
 	for _, name := range fleetNames {
-		for range 2 {
-			load.Add(1)
-			go func() {
-				defer load.Done()
-				for {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					code, err := f.get(name, "/work")
-					if err != nil || code != 200 {
-						failed.Add(1)
-						errMu.Lock()
-						errs = append(errs, fmt.Sprintf("%s: %d %v", name, code, err))
-						errMu.Unlock()
-						continue
-					}
-					ok.Add(1)
-				}
-			}()
-		}
+		get := func() (int, error) { return f.get(name, "/work") }
+		gets = append(gets, get, get)
 	}
-	eventually(t, 10*time.Second, func() bool { return ok.Load() > 100 }, "no load")
+	l := startLoad(gets...)
+	eventually(t, 10*time.Second, func() bool { return l.ok.Load() > 100 }, "no load")
 	out, errOut, code := f.cli("restart", "--all", "--batch", "3", "--timeout", "20s")
-	close(stop)
-	load.Wait()
+	errs := l.stop()
 	require.Equal(t, 0, code, "%s%s", out, errOut)
-	assert.Zero(t, failed.Load(), "failed requests: %v", errs)
+	assert.Empty(t, errs, "failed requests")
 	for _, name := range fleetNames {
 		assert.Regexp(t, name+`: pid \d+ -> \d+, healthy in \S+ \(sighup\)`, out)
 	}
@@ -270,8 +244,8 @@ func TestCLI_RestartAllUnderLoad(t *testing.T) {
 		assert.NotEqual(t, before[r.Name], r.PID, "%s has a new pid", r.Name)
 	}
 	eventually(t, 20*time.Second, func() bool {
-		return int64(len(f.logRows("--since", "1h", "--route", "/work"))) == ok.Load()
-	}, fmt.Sprintf("not every one of %d requests is in the log", ok.Load()))
+		return int64(len(f.logRows("--since", "1h", "--route", "/work"))) == l.ok.Load()
+	}, fmt.Sprintf("not every one of %d requests is in the log", l.ok.Load()))
 
 	// svc-a's binary now exits 1: its successor cannot start.
 	old := after[0]
@@ -393,6 +367,48 @@ name = "bad"
 	_, errOut, code := cli("--registry", registry, "up", "--bin", filepath.Join(dir, "nowhere"))
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "service svc-a: no executable at "+filepath.Join(dir, "nowhere", "svc-a"))
+}
+
+// load sends requests, one goroutine per get, each again and again until
+// stop.
+type load struct {
+	ok   atomic.Int64 // answered 200
+	done chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []string // what the others got
+}
+
+func startLoad(gets ...func() (int, error)) *load {
+	l := &load{done: make(chan struct{})}
+	for _, get := range gets {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				if code, err := get(); err != nil || code != http.StatusOK {
+					l.mu.Lock()
+					l.errs = append(l.errs, fmt.Sprintf("%d %v", code, err))
+					l.mu.Unlock()
+					continue
+				}
+				l.ok.Add(1)
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and returns what the requests not answered 200 got.
+func (l *load) stop() []string {
+	close(l.done)
+	l.wg.Wait()
+	return l.errs
 }
 
 // lockedBuffer is a bytes.Buffer safe for a writer and a reader.

@@ -12,15 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/flotilla-go/flotilla/internal/testwait"
 )
 
 // systemdNS is a real systemd, PID 1 of its own PID and mount namespaces.
@@ -102,12 +99,12 @@ func bootSystemd(t *testing.T, stage map[string]string) (*systemdNS, testUsers) 
 		cmd.Wait()
 	})
 	output := func() string { return "systemd said: " + log.String() }
-	testwait.Until(t, 30*time.Second, func() bool {
+	eventually(t, 30*time.Second, func() bool {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
 		ns.pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return ns.pid > 0
 	}, "systemd started", output)
-	testwait.Until(t, 60*time.Second, func() bool {
+	eventually(t, 60*time.Second, func() bool {
 		out, _ := ns.cmd("systemctl", "is-system-running").Output()
 		state := strings.TrimSpace(string(out))
 		return state == "running" || state == "degraded"
@@ -207,7 +204,7 @@ env = { FLOTILLA_TEST_SERVICE = "svc-a" }
 	}
 	ps := func(as ...string) serviceStatus { return psOn("/usr/sbin:/usr/bin:/sbin:/bin", as...) }
 	var row serviceStatus
-	testwait.Until(t, 30*time.Second, func() bool { row = ps(); return row.State == "pass" },
+	eventually(t, 30*time.Second, func() bool { row = ps(); return row.State == "pass" },
 		"the socket's first probe starts svc-a", func() string { return fmt.Sprintf("%+v", row) },
 		func() string {
 			o, _ := ns.cmd("systemctl", "status", "--no-pager", unit).CombinedOutput()
@@ -231,45 +228,21 @@ env = { FLOTILLA_TEST_SERVICE = "svc-a" }
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", ns.path("/run/flotilla/svc-a.sock"))
 	}}, Timeout: 10 * time.Second}
-	var (
-		mu       sync.Mutex
-		answered int
-		failures []string
-	)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				res, err := client.Get("http://svc-a/work")
-				mu.Lock()
-				if err != nil {
-					failures = append(failures, err.Error())
-				} else {
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode == http.StatusOK {
-						answered++
-					} else {
-						failures = append(failures, res.Status)
-					}
-				}
-				mu.Unlock()
-			}
-		}()
+	get := func() (int, error) {
+		res, err := client.Get("http://svc-a/work")
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, nil
 	}
-	testwait.Until(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return answered > 50 }, "requests flow")
+	l := startLoad(get, get, get, get)
+	eventually(t, 10*time.Second, func() bool { return l.ok.Load() > 50 }, "requests flow")
 	out = ns.run(flotilla("restart", "svc-a", "--json")...)
-	testwait.Until(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return answered > 100 }, "requests flow after the restart")
-	close(stop)
-	wg.Wait()
+	eventually(t, 10*time.Second, func() bool { return l.ok.Load() > 100 }, "requests flow after the restart")
+	failures := l.stop()
+	answered := l.ok.Load()
 	var r restarted
 	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
 	assert.True(t, r.OK, "%+v", r)
@@ -282,17 +255,18 @@ env = { FLOTILLA_TEST_SERVICE = "svc-a" }
 	// A graceful stop writes the last rows: every answered request is logged
 	// (ps counts the log's rows; the probes of /health are not logged).
 	ns.run("systemctl", "stop", unit)
-	assert.Equal(t, int64(answered), ps().Requests, "rows in the log against requests answered")
+	// (The probe of this ps starts the service again through its socket.)
+	assert.Equal(t, answered, ps().Requests, "rows in the log against requests answered")
 
 	// systemd restarts a killed successor of a reload, as its own process.
 	ns.run("systemctl", "start", unit)
-	testwait.Until(t, 30*time.Second, func() bool { return ps().State == "pass" }, "svc-a back")
+	eventually(t, 30*time.Second, func() bool { return ps().State == "pass" }, "svc-a back")
 	again := ns.mainPID(unit)
 	ns.run("systemctl", "reload", unit)
 	var successor int
-	testwait.Until(t, 30*time.Second, func() bool { successor = ns.mainPID(unit); return successor != again && successor != 0 }, "the reload's successor is the main process")
+	eventually(t, 30*time.Second, func() bool { successor = ns.mainPID(unit); return successor != again && successor != 0 }, "the reload's successor is the main process")
 	ns.run("kill", "-9", strconv.Itoa(successor))
-	testwait.Until(t, 30*time.Second, func() bool {
+	eventually(t, 30*time.Second, func() bool {
 		pid := ns.mainPID(unit)
 		return pid != 0 && pid != successor && ps().State == "pass"
 	}, "systemd restarts the killed successor")
