@@ -228,16 +228,13 @@ func parseHistObject(h hist, s []byte) (hist, error) {
 		return h, errHistFormat
 	}
 	s = s[1 : len(s)-1]
-	num := func() (int64, bool) {
-		var v int64
-		i := 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' && i < 18 {
-			v = v*10 + int64(s[i]-'0')
-			i++
+	num := func() (int64, bool) { // unsigned here
+		if len(s) > 0 && s[0] == '-' {
+			return 0, false
 		}
-		ok := i > 0 && (i == len(s) || s[i] < '0' || s[i] > '9') && (s[0] != '0' || i == 1) // no leading zeros, as in JSON
-		s = s[i:]
-		return v, ok
+		v, n := jsonInt(s)
+		s = s[n:]
+		return v, n > 0
 	}
 	expect := func(c byte) bool {
 		if len(s) == 0 || s[0] != c {
