@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,6 +89,11 @@ func bootSystemd(t *testing.T, stage map[string]string) (*systemdNS, testUsers) 
 	cmd := exec.Command(unshare, "--pid", "--cgroup", "--fork", "--mount-proc", "--kill-child", "sh", "-c", script.String())
 	cmd.Env = []string{"container=other", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Stdout, cmd.Stderr = &log, &log
+	// In a cgroup of its own, the root of its cgroup namespace: systemd
+	// takes the processes of its root cgroup into init.scope, and they must
+	// be its own, not the machine's.
+	cg, cgFD := cgroupOfItsOwn(t)
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgFD}
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		// Killing the namespace's PID 1 kills every process in it; unshare
@@ -97,6 +104,7 @@ func bootSystemd(t *testing.T, stage map[string]string) (*systemdNS, testUsers) 
 			cmd.Process.Kill()
 		}
 		cmd.Wait()
+		removeCgroup(t, cg)
 	})
 	output := func() string { return "systemd said: " + log.String() }
 	eventually(t, 30*time.Second, func() bool {
@@ -110,6 +118,61 @@ func bootSystemd(t *testing.T, stage map[string]string) (*systemdNS, testUsers) 
 		return state == "running" || state == "degraded"
 	}, "systemd running", output)
 	return ns, users
+}
+
+// cgroupOfItsOwn makes a cgroup (v2) below this process's and returns its
+// folder and an open descriptor of it. It skips without a cgroup2 mount.
+func cgroupOfItsOwn(t *testing.T) (string, int) {
+	t.Helper()
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	root := ""
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if before, after, ok := strings.Cut(line, " - "); ok && strings.HasPrefix(after, "cgroup2 ") {
+			if f := strings.Fields(before); len(f) > 4 {
+				root = f[4]
+			}
+		}
+	}
+	own, err := os.ReadFile("/proc/self/cgroup")
+	require.NoError(t, err)
+	path := ""
+	for _, line := range strings.Split(strings.TrimSpace(string(own)), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			path = p
+		}
+	}
+	if root == "" || path == "" {
+		t.Skip("no cgroup2 hierarchy to give systemd a cgroup of its own")
+	}
+	dir := filepath.Join(root, path, fmt.Sprintf("flotilla-test-systemd-%d", os.Getpid()))
+	require.NoError(t, os.Mkdir(dir, 0o755))
+	f, err := os.Open(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return dir, int(f.Fd())
+}
+
+// removeCgroup removes dir and the cgroups systemd made below it, once the
+// processes in them are gone.
+func removeCgroup(t *testing.T, dir string) {
+	var dirs []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	slices.Reverse(dirs) // the deepest first
+	for _, d := range dirs {
+		deadline := time.Now().Add(10 * time.Second)
+		for os.Remove(d) != nil && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // the killed processes are still leaving it
+		}
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Logf("cgroup %s could not be removed", dir)
+	}
 }
 
 // cmd is a command that runs inside the namespaces, as root.
