@@ -36,7 +36,7 @@ type Breaker struct {
 	openBO    *backoff.ExponentialBackOff
 	hint      time.Duration // Retry-After from the target, for the next trip
 	nextProbe time.Time
-	timer     Timer
+	stopTimer func() bool // cancels the pending halfOpen or probesTimedOut; nil if none
 
 	evMu        sync.Mutex
 	events      []event
@@ -265,14 +265,14 @@ func (b *Breaker) tripLocked(from State) {
 
 // openFor (re)schedules the end of the open period; mu is held.
 func (b *Breaker) openFor(d time.Duration) {
-	if b.timer != nil {
-		b.timer.Stop()
+	if b.stopTimer != nil {
+		b.stopTimer()
 	}
 	b.nextProbe = b.s.clock.Now().Add(d)
 	b.openErr.Store(&OpenError{Name: b.s.name, NextProbe: b.nextProbe, Err: ErrOpen, clock: b.s.clock})
 	b.gen++
 	gen := b.gen
-	b.timer = b.s.clock.AfterFunc(d, func() { b.halfOpen(gen) })
+	b.stopTimer = b.s.clock.AfterFunc(d, func() { b.halfOpen(gen) })
 }
 
 // change records a change of state; mu is held.

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flotilla-go/flotilla/breaker"
+	"github.com/flotilla-go/flotilla/internal/fakeclock"
 )
 
 func call(t *testing.T, b *breaker.Breaker, o breaker.Outcome) {
@@ -317,4 +318,8 @@ func TestBreaker_Concurrent(t *testing.T) {
 	js, err := json.Marshal(s)
 	require.NoError(t, err)
 	assert.Contains(t, string(js), `"state":"`+s.State.String()+`"`)
+}
+
+func newFakeClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
 }

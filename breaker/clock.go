@@ -2,23 +2,21 @@ package breaker
 
 import "time"
 
-// Clock is the breaker's source of time. Tests inject one that they move by
-// hand; the default is the system clock.
+// Clock is the breaker's source of time: the system clock unless
+// WithClock sets another. Tests inject one that they move by hand. Its
+// method set is the same as health's and discovery's Clock, so one clock
+// serves every package.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time
-	// AfterFunc calls f in its own goroutine after d.
-	AfterFunc(d time.Duration, f func()) Timer
-}
-
-// Timer is a pending AfterFunc call.
-type Timer interface {
-	// Stop prevents the call if it has not happened, and reports whether
-	// it stopped it.
-	Stop() bool
+	// AfterFunc calls f in its own goroutine after d, and returns the
+	// function that cancels the call, which reports whether it did.
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
 }
 
 type systemClock struct{}
 
-func (systemClock) Now() time.Time                            { return time.Now() }
-func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+func (systemClock) Now() time.Time { return time.Now() }
+func (systemClock) AfterFunc(d time.Duration, f func()) func() bool {
+	return time.AfterFunc(d, f).Stop
+}

@@ -16,7 +16,7 @@ func (b *Breaker) halfOpen(gen uint64) {
 		return
 	}
 	b.probes, b.probeOK = 0, 0
-	b.timer = nil
+	b.stopTimer = nil
 	b.change(Open, HalfOpen)
 	b.mu.Unlock()
 	b.dispatch()
@@ -41,8 +41,8 @@ func (b *Breaker) allowProbe() (func(Outcome), error) {
 	}
 	b.probes++
 	gen := b.gen
-	if b.timer == nil {
-		b.timer = b.s.clock.AfterFunc(b.s.probeTimeout, func() { b.probesTimedOut(gen) })
+	if b.stopTimer == nil {
+		b.stopTimer = b.s.clock.AfterFunc(b.s.probeTimeout, func() { b.probesTimedOut(gen) })
 	}
 	b.mu.Unlock()
 	var once atomic.Bool
@@ -79,7 +79,7 @@ func (b *Breaker) probeDone(gen uint64, o Outcome) {
 func (b *Breaker) probesTimedOut(gen uint64) {
 	b.mu.Lock()
 	if b.gen == gen && b.current() == HalfOpen {
-		b.timer = nil
+		b.stopTimer = nil
 		b.tripLocked(HalfOpen)
 	}
 	b.mu.Unlock()
@@ -89,9 +89,9 @@ func (b *Breaker) probesTimedOut(gen uint64) {
 // closeLocked closes the breaker after a clean half-open period: the open
 // duration starts again from its first value.
 func (b *Breaker) closeLocked() {
-	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
+	if b.stopTimer != nil {
+		b.stopTimer()
+		b.stopTimer = nil
 	}
 	b.openBO.Reset()
 	b.consec.Store(0)

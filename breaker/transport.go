@@ -405,8 +405,8 @@ func wait(ctx context.Context, clock Clock, d time.Duration) error {
 		return ctx.Err()
 	}
 	ch := make(chan struct{})
-	t := clock.AfterFunc(d, func() { close(ch) })
-	defer t.Stop()
+	stop := clock.AfterFunc(d, func() { close(ch) })
+	defer stop()
 	select {
 	case <-ch:
 		return nil

@@ -57,8 +57,16 @@ type SRVOption func(*SRVResolver)
 // 127.0.0.1:8600.
 func WithDNSServer(addr string) SRVOption { return func(r *SRVResolver) { r.server = addr } }
 
-// WithSRVClock sets the resolver's clock for TTLs (default time.Now).
-func WithSRVClock(now func() time.Time) SRVOption { return func(r *SRVResolver) { r.now = now } }
+// Clock is a source of time. It is a part of breaker.Clock, and of the
+// fake clocks tests give it, so one clock serves every package.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+}
+
+// WithSRVClock sets the clock the resolver's cache expires answers by,
+// after their TTLs (default: the system clock).
+func WithSRVClock(c Clock) SRVOption { return func(r *SRVResolver) { r.now = c.Now } }
 
 // NewSRVResolver returns a resolver. Queries time out after 2 s each.
 func NewSRVResolver(opts ...SRVOption) (*SRVResolver, error) {

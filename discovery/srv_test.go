@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flotilla-go/flotilla/discovery"
+	"github.com/flotilla-go/flotilla/internal/fakeclock"
 )
 
 // needTool returns the path of a program an integration test runs. It skips
@@ -110,18 +111,6 @@ func startDNSMasq(t *testing.T, records ...string) (string, func(string) int) {
 	return addr, queries
 }
 
-type fixedClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fixedClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fixedClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestSRV_AgainstDNSMasq(t *testing.T) {
 	const name = "_agent-geo._tcp.service.consul"
 	var ports [3]int
@@ -142,8 +131,8 @@ func TestSRV_AgainstDNSMasq(t *testing.T) {
 		"--host-record=geo3.node.consul,127.0.0.1",
 		"--local-ttl=30")
 
-	clk := &fixedClock{t: time.Now()}
-	r, err := discovery.NewSRVResolver(discovery.WithDNSServer(server), discovery.WithSRVClock(clk.now))
+	clk := fakeclock.New(time.Now())
+	r, err := discovery.NewSRVResolver(discovery.WithDNSServer(server), discovery.WithSRVClock(clk))
 	require.NoError(t, err)
 	ctx := context.Background()
 	targets, err := r.Lookup(ctx, name)
@@ -181,7 +170,7 @@ func TestSRV_AgainstDNSMasq(t *testing.T) {
 		assert.Equal(t, n, queries("SRV"))
 	}
 	logged(1)
-	clk.add(31 * time.Second)
+	clk.Advance(31 * time.Second)
 	_, err = r.Lookup(ctx, name)
 	require.NoError(t, err)
 	assert.Greater(t, r.Queries(), sent, "asked again after the TTL")

@@ -73,9 +73,16 @@ func WithCacheTTL(d time.Duration) Option {
 // loopback (default: details shown).
 func WithHideDetails() Option { return func(h *Health) { h.hideDetails = true } }
 
+// Clock is a source of time. It is a part of breaker.Clock, and of the
+// fake clocks tests give it, so one clock serves every package.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+}
+
 // WithClock sets the clock used for uptime, check times and caching
-// (default time.Now).
-func WithClock(now func() time.Time) Option { return func(h *Health) { h.now = now } }
+// (default: the system clock).
+func WithClock(c Clock) Option { return func(h *Health) { h.now = c.Now } }
 
 // New returns the health endpoint of the named service. It always reports
 // the "uptime" check (componentType "system", seconds since New); add more

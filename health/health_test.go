@@ -20,29 +20,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flotilla-go/flotilla/health"
+	"github.com/flotilla-go/flotilla/internal/fakeclock"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)) }
 
 func get(t *testing.T, h http.Handler, path string) (*httptest.ResponseRecorder, health.Response) {
 	t.Helper()
@@ -69,10 +53,10 @@ func golden(t *testing.T, name string, body []byte) {
 	assert.Equal(t, string(want), out.String())
 }
 
-func newHealth(c *clock, opts ...health.Option) *health.Health {
-	opts = append([]health.Option{health.WithClock(c.Now), health.WithVersion("1.4.0"), health.WithReleaseID("1.4.0-3-gabc123")}, opts...)
+func newHealth(c *fakeclock.Clock, opts ...health.Option) *health.Health {
+	opts = append([]health.Option{health.WithClock(c), health.WithVersion("1.4.0"), health.WithReleaseID("1.4.0-3-gabc123")}, opts...)
 	h := health.New("agent-geo", opts...)
-	c.Add(90 * time.Second) // uptime 90 s
+	c.Advance(90 * time.Second) // uptime 90 s
 	return h
 }
 
@@ -201,10 +185,10 @@ func TestHealth_CachingSharesOneRun(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, int32(1), runs.Load())
 
-	c.Add(999 * time.Millisecond)
+	c.Advance(999 * time.Millisecond)
 	get(t, h, "/health")
 	assert.Equal(t, int32(1), runs.Load(), "still fresh")
-	c.Add(time.Millisecond)
+	c.Advance(time.Millisecond)
 	get(t, h, "/health")
 	assert.Equal(t, int32(2), runs.Load(), "expired after the TTL")
 }

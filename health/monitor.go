@@ -246,9 +246,10 @@ func WithBurnSource(f func(ctx context.Context) ([]Burn, error)) MonitorOption {
 	return func(m *Monitor) { m.burns = f }
 }
 
-// WithMonitorClock sets the monitor's clock (default time.Now).
-func WithMonitorClock(now func() time.Time) MonitorOption {
-	return func(m *Monitor) { m.now = now }
+// WithMonitorClock sets the clock that stamps the monitor's checks and
+// state changes (default: the system clock). Polls keep the system's pace.
+func WithMonitorClock(c Clock) MonitorOption {
+	return func(m *Monitor) { m.now = c.Now }
 }
 
 // NewMonitor returns a monitor of targets. Every target starts up; call Run
