@@ -216,6 +216,20 @@ func TestBreaker_SlowCalls(t *testing.T) {
 	assert.Equal(t, breaker.Open, b.Snapshot().State)
 }
 
+// On the system clock, calls are timed by its monotonic reading.
+func TestBreaker_SlowCallsOnTheSystemClock(t *testing.T) {
+	b := breaker.New(breaker.WithConsecutiveFailures(0), breaker.WithSlowCalls(time.Millisecond, 0.5), breaker.WithMinCalls(4))
+	fast := func(context.Context) error { return nil }
+	slow := func(context.Context) error { time.Sleep(3 * time.Millisecond); return nil } // a slow call, not a wait
+	for _, f := range []func(context.Context) error{fast, fast, slow} {
+		require.NoError(t, b.Execute(context.Background(), f))
+	}
+	assert.Equal(t, 1, b.Snapshot().Slow)
+	assert.Equal(t, breaker.Closed, b.Snapshot().State)
+	require.NoError(t, b.Execute(context.Background(), slow))
+	assert.Equal(t, breaker.Open, b.Snapshot().State, "2 of 4 slow")
+}
+
 func TestBreaker_RetryAfter(t *testing.T) {
 	clk := newFakeClock()
 	b := breaker.New(breaker.WithClock(clk), breaker.WithConsecutiveFailures(1))

@@ -79,7 +79,6 @@ func outcomeBits(failed, slow bool) uint32 {
 }
 
 // add counts one call; now matters only for a time window.
-// Breaker.executeWindowed has a copy of it for successes.
 func (w *window) add(failed, slow bool, now int64) {
 	v := outcomeBits(failed, slow)
 	if w.width > 0 {
