@@ -3,9 +3,9 @@ package breaker
 import "time"
 
 // Clock is the breaker's source of time: the system clock unless
-// WithClock sets another. Tests inject one that they move by hand. Its
-// method set is the same as health's and discovery's Clock, so one clock
-// serves every package.
+// WithClock sets another. Tests inject one that they move by hand. Its Now
+// is the whole of health's and discovery's Clock, and its methods use no
+// type of this package, so one clock serves every package that takes one.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time

@@ -57,8 +57,8 @@ type SRVOption func(*SRVResolver)
 // 127.0.0.1:8600.
 func WithDNSServer(addr string) SRVOption { return func(r *SRVResolver) { r.server = addr } }
 
-// Clock is a source of time. It is a part of breaker.Clock, and of the
-// fake clocks tests give it, so one clock serves every package.
+// Clock is a source of time: the Now half of breaker.Clock, so that one
+// clock, a test's fake say, serves every package that takes one.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time

@@ -73,8 +73,8 @@ func WithCacheTTL(d time.Duration) Option {
 // loopback (default: details shown).
 func WithHideDetails() Option { return func(h *Health) { h.hideDetails = true } }
 
-// Clock is a source of time. It is a part of breaker.Clock, and of the
-// fake clocks tests give it, so one clock serves every package.
+// Clock is a source of time: the Now half of breaker.Clock, so that one
+// clock, a test's fake say, serves every package that takes one.
 type Clock interface {
 	// Now returns the current time.
 	Now() time.Time
