@@ -54,61 +54,92 @@ func freePort(t testing.TB, network string) int {
 
 // startDNSMasq runs a real DNS server on a free loopback port with the given
 // records and returns its address and a counter of the queries it logged.
+// It is ready when it answers a name only it has, so that another server
+// that took the port first is not mistaken for it; if dnsmasq exits (the
+// port was taken), it tries another port. The test's log shows dnsmasq's
+// if the test fails.
 func startDNSMasq(t *testing.T, records ...string) (string, func(string) int) {
 	t.Helper()
 	bin := needTool(t, "dnsmasq")
-	port := freePort(t, "udp")
-	args := []string{"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
-		"--bind-interfaces", "--listen-address=127.0.0.1", fmt.Sprintf("--port=%d", port),
-		"--pid-file=", "--log-queries", "--log-facility=-"}
-	if os.Geteuid() == 0 {
-		args = append(args, "--user=root")
-	}
-	cmd := exec.Command(bin, append(args, records...)...)
-	cmd.WaitDelay = 5 * time.Second
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
 	var mu sync.Mutex
 	var log []string
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			mu.Lock()
-			log = append(log, sc.Text())
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done; cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	// Ready when it answers.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		m := new(dns.Msg)
-		m.SetQuestion("ready.invalid.", dns.TypeA)
-		if _, _, err := (&dns.Client{Timeout: 100 * time.Millisecond}).Exchange(m, addr); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			mu.Lock()
-			defer mu.Unlock()
-			t.Fatalf("dnsmasq did not answer: %v", log)
-		}
-	}
-	queries := func(kind string) int {
+	logged := func() string {
 		mu.Lock()
 		defer mu.Unlock()
-		n := 0
-		for _, l := range log {
-			if strings.Contains(l, "query["+kind+"]") {
-				n++
+		return strings.Join(log, "\n")
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dnsmasq's log:\n%s", logged())
+		}
+	})
+	for try := 1; ; try++ {
+		port := freePort(t, "udp")
+		ready := fmt.Sprintf("ready-%d.test", port)
+		args := []string{"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
+			"--bind-interfaces", "--listen-address=127.0.0.1", fmt.Sprintf("--port=%d", port),
+			"--pid-file=", "--log-queries", "--log-facility=-", "--host-record=" + ready + ",127.0.0.77"}
+		if os.Geteuid() == 0 {
+			args = append(args, "--user=root")
+		}
+		cmd := exec.Command(bin, append(args, records...)...)
+		cmd.WaitDelay = 5 * time.Second
+		stderr, err := cmd.StderrPipe()
+		require.NoError(t, err)
+		require.NoError(t, cmd.Start())
+		exited := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				mu.Lock()
+				log = append(log, sc.Text())
+				mu.Unlock()
+			}
+			cmd.Wait()
+			close(exited)
+		}()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if answers(addr, ready+".", exited) {
+			queries := func(kind string) int {
+				mu.Lock()
+				defer mu.Unlock()
+				n := 0
+				for _, l := range log {
+					if strings.Contains(l, "query["+kind+"]") {
+						n++
+					}
+				}
+				return n
+			}
+			return addr, queries
+		}
+		if try == 3 {
+			t.Fatalf("dnsmasq did not answer on three ports in turn")
+		}
+	}
+}
+
+// answers polls the DNS server at addr, for up to 10 s or until exited is
+// closed, and reports whether it answered name with 127.0.0.77.
+func answers(addr, name string, exited <-chan struct{}) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		if in, _, err := (&dns.Client{Timeout: 100 * time.Millisecond}).Exchange(m, addr); err == nil {
+			for _, rr := range in.Answer {
+				if a, ok := rr.(*dns.A); ok && a.A.String() == "127.0.0.77" {
+					return true
+				}
 			}
 		}
-		return n
 	}
-	return addr, queries
+	return false
 }
 
 func TestSRV_AgainstDNSMasq(t *testing.T) {
