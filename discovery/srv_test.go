@@ -73,6 +73,17 @@ func startDNSMasq(t *testing.T, records ...string) (string, func(string) int) {
 			t.Logf("dnsmasq's log:\n%s", logged())
 		}
 	})
+	queries := func(kind string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, l := range log {
+			if strings.Contains(l, "query["+kind+"]") {
+				n++
+			}
+		}
+		return n
+	}
 	for try := 1; ; try++ {
 		port := freePort(t, "udp")
 		ready := fmt.Sprintf("ready-%d.test", port)
@@ -101,17 +112,6 @@ func startDNSMasq(t *testing.T, records ...string) (string, func(string) int) {
 		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		if answers(addr, ready+".", exited) {
-			queries := func(kind string) int {
-				mu.Lock()
-				defer mu.Unlock()
-				n := 0
-				for _, l := range log {
-					if strings.Contains(l, "query["+kind+"]") {
-						n++
-					}
-				}
-				return n
-			}
 			return addr, queries
 		}
 		if try == 3 {
@@ -120,15 +120,11 @@ func startDNSMasq(t *testing.T, records ...string) (string, func(string) int) {
 	}
 }
 
-// answers polls the DNS server at addr, for up to 10 s or until exited is
-// closed, and reports whether it answered name with 127.0.0.77.
+// answers polls the DNS server at addr every 5 ms, for up to 10 s or until
+// exited is closed, and reports whether it answered name with 127.0.0.77.
 func answers(addr, name string, exited <-chan struct{}) bool {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
+	deadline := time.After(10 * time.Second)
+	for {
 		m := new(dns.Msg)
 		m.SetQuestion(name, dns.TypeA)
 		if in, _, err := (&dns.Client{Timeout: 100 * time.Millisecond}).Exchange(m, addr); err == nil {
@@ -138,8 +134,14 @@ func answers(addr, name string, exited <-chan struct{}) bool {
 				}
 			}
 		}
+		select {
+		case <-exited:
+			return false
+		case <-deadline:
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
-	return false
 }
 
 func TestSRV_AgainstDNSMasq(t *testing.T) {

@@ -25,7 +25,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// clock is a settable time source.
+// newClock returns a fake clock that the tests move by hand.
 func newClock() *fakeclock.Clock { return fakeclock.New(time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)) }
 
 func get(t *testing.T, h http.Handler, path string) (*httptest.ResponseRecorder, health.Response) {
