@@ -257,9 +257,13 @@ func alive(pid int) bool {
 // measured first with 4 clients in a closed loop, on a process with no
 // limit; the unloaded p99 with one client, on the process under test. The
 // load generator runs on the same cores. It reports the limit /health
-// gives at the end of the overload. Run it with -benchtime 1x.
+// gives at the end of the overload, and the CPUs the service and the
+// generator (this process) each kept busy during it. Run it with -benchtime 1x.
 // OVERLOAD_MODES (default "auto off") lists the FLOTILLA_CONCURRENCY values
-// to compare, and OVERLOAD_GOMAXPROCS sets the service's GOMAXPROCS.
+// to compare, OVERLOAD_GOMAXPROCS sets the service's GOMAXPROCS, and
+// OVERLOAD_CPUS pins the service to those CPUs (taskset -c); run the
+// benchmark itself under taskset on the others to give the generator cores
+// of its own.
 func BenchmarkOverload(b *testing.B) {
 	modes := strings.Fields(os.Getenv("OVERLOAD_MODES"))
 	if len(modes) == 0 {
@@ -273,8 +277,13 @@ func BenchmarkOverload(b *testing.B) {
 }
 
 func overload(b *testing.B, mode string) {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1000}}
+	// At most 4,000 connections, so that a service without a limit, which
+	// holds every request it reads, does not exhaust the generator's files;
+	// a request beyond them waits for one, on its own clock.
+	client := &http.Client{Timeout: 5 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 1000, MaxConnsPerHost: 4000}}
 	var url, port string
+	var svcPid int
 	get := func() (int, time.Duration, error) {
 		start := time.Now()
 		res, err := client.Get(url)
@@ -292,6 +301,9 @@ func overload(b *testing.B, mode string) {
 		port = strconv.Itoa(freePortB(b))
 		url = "http://127.0.0.1:" + port + "/cpu"
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		if cpus := os.Getenv("OVERLOAD_CPUS"); cpus != "" {
+			cmd = exec.Command("taskset", "-c", cpus, os.Args[0], "-test.run=^$")
+		}
 		cmd.Env = append(os.Environ(), "PLATFORM_TEST_SERVICE=cpu", "PORT="+port,
 			"FLOTILLA_DB="+filepath.Join(dir, "f.db"), "FLOTILLA_REGISTRY=", "FLOTILLA_CONCURRENCY="+setting)
 		if p := os.Getenv("OVERLOAD_GOMAXPROCS"); p != "" {
@@ -308,6 +320,7 @@ func overload(b *testing.B, mode string) {
 				b.Fatal("the service did not start")
 			}
 		}
+		svcPid = cmd.Process.Pid
 		return func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
 	}
 	// Capacity: 4 clients, closed loop, 3 s, with no limit (which would
@@ -364,37 +377,44 @@ func overload(b *testing.B, mode string) {
 			}
 		}
 	}
-	tick := time.NewTicker(interval)
-	over := time.After(secs * time.Second)
-loop:
-	for {
-		select {
-		case <-over:
-			break loop
-		case <-tick.C:
-			sent++
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				code, d, err := get()
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err != nil:
-					failed++
-				case code == 200:
-					good = append(good, d)
-				case code == 503:
-					shed++
-				default:
-					failed++
-				}
-			}()
+	// The pacer sends every request that is due by now, so a wake-up
+	// that comes late (the cores are busy, or the runtime rounds a short
+	// sleep up to a millisecond) delays requests but never drops them:
+	// the offer stays at 4× however late the generator runs.
+	send := func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, d, err := get()
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				failed++
+			case code == 200:
+				good = append(good, d)
+			case code == 503:
+				shed++
+			default:
+				failed++
+			}
+		}()
+	}
+	svc0, self0 := cpuTime(b, svcPid), cpuTime(b, os.Getpid())
+	for start := time.Now(); ; time.Sleep(interval) {
+		elapsed := time.Since(start)
+		if elapsed >= secs*time.Second {
+			break
+		}
+		for due := int(elapsed/interval) + 1; sent < due; sent++ {
+			send()
 		}
 	}
-	tick.Stop()
+	svc1, self1 := cpuTime(b, svcPid), cpuTime(b, os.Getpid())
 	readLimit()
 	wg.Wait()
+	b.ReportMetric((svc1-svc0).Seconds()/secs, "service-cpus")
+	b.ReportMetric((self1-self0).Seconds()/secs, "generator-cpus")
 	b.ReportMetric(capacity, "capacity-req/s")
 	b.ReportMetric(limit, "limit-at-end")
 	b.ReportMetric(float64(len(good))/secs/capacity*100, "goodput-%")
