@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/logger"
 )
 
@@ -176,7 +177,7 @@ func TestMiddleware_Upgrade(t *testing.T) {
 		return nil
 	})
 	srv := httptest.NewUnstartedServer(e)
-	var serverLog lockedBuffer
+	var serverLog testwait.Buffer
 	srv.Config.ErrorLog = log.New(&serverLog, "", 0)
 	srv.Start()
 	defer srv.Close()
@@ -228,24 +229,6 @@ func TestMiddleware_Upgrade(t *testing.T) {
 	r = logged(3)
 	assert.Equal(t, http.StatusBadRequest, r.Status)
 	assert.Contains(t, r.Error, "no upgrade for you")
-}
-
-// lockedBuffer is a buffer that goroutines may write at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestMiddleware_Fields(t *testing.T) {

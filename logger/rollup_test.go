@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/logger"
 )
 
@@ -366,7 +367,7 @@ func TestRollups_BackfillTheHistoryOfAnOldFile(t *testing.T) {
 // Damaged rollups are refused with the way out, and rebuilt from the raw
 // rows; rollups dropped by hand come back at the next open.
 func TestRollups_DamagedAreRefusedAndRebuilt(t *testing.T) {
-	var out lockedBuffer
+	var out testwait.Buffer
 	s, path := openStore(t, logger.WithLogger(slog.New(slog.NewTextHandler(&out, nil))))
 	for i := range 500 {
 		s.Log(testRecord("svc", i))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/logger"
 )
 
@@ -216,7 +217,7 @@ func TestStore_OddValues(t *testing.T) {
 // timeout, and nothing but its error speaks of the loss: no warning says
 // the queue was full when it was not.
 func TestStore_ShutdownGivesUpAtContextEnd(t *testing.T) {
-	var out lockedBuffer
+	var out testwait.Buffer
 	s, path := openStore(t, logger.WithBusyTimeout(10*time.Millisecond),
 		logger.WithLogger(slog.New(slog.NewTextHandler(&out, nil))))
 	lock := rawDB(t, path)

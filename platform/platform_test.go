@@ -244,28 +244,11 @@ func streamLines(c echo.Context) error {
 
 type service struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testwait.Buffer
 	client *http.Client
 	base   string
 	exited chan struct{}
 	err    error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // untilFile is how a test service waits at a gate the test opens: until
@@ -299,7 +282,7 @@ func startAs(t *testing.T, bin string, cred *syscall.Credential, name string, en
 		cmd.Dir = filepath.Dir(bin)
 	}
 	cmd.Env = append(os.Environ(), append([]string{"PLATFORM_TEST_SERVICE=" + name}, env...)...)
-	s := &service{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s := &service{cmd: cmd, stderr: &testwait.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	require.NoError(t, cmd.Start())
 	go func() { s.err = cmd.Wait(); close(s.exited) }()

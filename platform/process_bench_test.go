@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/flotilla-go/flotilla/health"
+	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/logger"
 	"github.com/flotilla-go/flotilla/platform"
 )
@@ -147,9 +148,9 @@ func BenchmarkRestartFleet(b *testing.B) {
 	for range b.N {
 		pids := make([]int, services)
 		bases := make([]string, services)
-		logs := make([]*syncBuffer, services)
+		logs := make([]*testwait.Buffer, services)
 		for i := range services {
-			logs[i] = &syncBuffer{}
+			logs[i] = &testwait.Buffer{}
 			cmd, base := startHelloLogged(b, bin, dir, logs[i])
 			go cmd.Wait() // reap the first generation
 			pids[i], bases[i] = cmd.Process.Pid, base
@@ -196,7 +197,7 @@ func BenchmarkRestartFleet(b *testing.B) {
 	}
 }
 
-func startHelloLogged(b *testing.B, bin, dir string, log *syncBuffer) (*exec.Cmd, string) {
+func startHelloLogged(b *testing.B, bin, dir string, log *testwait.Buffer) (*exec.Cmd, string) {
 	b.Helper()
 	port := strconv.Itoa(freePortB(b))
 	cmd := exec.Command(bin)
@@ -226,7 +227,7 @@ var handedOver = regexp.MustCompile(`"msg":"handed over to pid (\d+)"`)
 
 // waitHandedOver returns the successor's pid from the round-th hand-over
 // line of a service's log.
-func waitHandedOver(b *testing.B, log *syncBuffer, old, round int) int {
+func waitHandedOver(b *testing.B, log *testwait.Buffer, old, round int) int {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if m := handedOver.FindAllStringSubmatch(log.String(), -1); len(m) > round {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/internal/testwait"
 )
 
 // startedPIDs reads the pids of the "started" lines of a service's log.
@@ -67,7 +69,7 @@ func TestRun_ZeroDowntimeRestart(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
 	}}}
-	s := &service{client: client, base: "http://agent-geo", exited: make(chan struct{}), stderr: &syncBuffer{}}
+	s := &service{client: client, base: "http://agent-geo", exited: make(chan struct{}), stderr: &testwait.Buffer{}}
 	s.healthy(t)
 
 	load := startLoad(t, client, "http://agent-geo/hello/load")
@@ -224,7 +226,7 @@ func TestRun_SystemdSocketActivation(t *testing.T) {
 	eventually(t, 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil },
 		"systemd-socket-activate made no socket")
 
-	s := (&service{exited: make(chan struct{}), stderr: &syncBuffer{}}).at("unix", sock)
+	s := (&service{exited: make(chan struct{}), stderr: &testwait.Buffer{}}).at("unix", sock)
 	s.healthy(t) // the first connection starts the service
 	code, body := s.get(t, "/hello/systemd")
 	require.Equal(t, 200, code, body)
@@ -283,13 +285,13 @@ func TestRun_SystemdStyleRestartLosesNothing(t *testing.T) {
 		cmd.Env = append(os.Environ(), "PLATFORM_TEST_SERVICE=agent-geo", "PLATFORM_TEST_SYSTEMD=1",
 			"LISTEN_FDS=1", "LISTEN_FDNAMES=agent-geo", "FLOTILLA_DB="+db)
 		cmd.ExtraFiles = []*os.File{held}
-		cmd.Stderr = &syncBuffer{}
+		cmd.Stderr = &testwait.Buffer{}
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { cmd.Process.Kill() })
 		return cmd
 	}
 	cmd := run()
-	s := (&service{exited: make(chan struct{}), stderr: &syncBuffer{}}).at("unix", sock)
+	s := (&service{exited: make(chan struct{}), stderr: &testwait.Buffer{}}).at("unix", sock)
 	s.healthy(t)
 
 	load := startLoad(t, s.client, s.base+"/hello/load")
@@ -337,7 +339,7 @@ func TestRun_RestartWithSlowSuccessorExits(t *testing.T) {
 		}
 		cmd.Process.Kill()
 	})
-	s := (&service{exited: exited, stderr: &syncBuffer{}}).at("unix", sock)
+	s := (&service{exited: exited, stderr: &testwait.Buffer{}}).at("unix", sock)
 	s.client.Transport.(*http.Transport).DisableKeepAlives = true
 	s.healthy(t)
 

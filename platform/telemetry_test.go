@@ -398,7 +398,7 @@ service:
       exporters: [otlp_http, debug]
 `), 0o600))
 	col := exec.Command(otelcol, "--config", config)
-	var colOut syncBuffer
+	var colOut testwait.Buffer
 	col.Stdout, col.Stderr = &colOut, &colOut
 	require.NoError(t, col.Start())
 	colDone := make(chan struct{})

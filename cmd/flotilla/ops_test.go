@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flotilla-go/flotilla/discovery"
+	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/logger"
 )
 
@@ -295,7 +296,7 @@ name = "bad"
 `), 0o600))
 
 	up := cliProcess(t, "--registry", registry, "up", "--bin", bin)
-	var out lockedBuffer
+	var out testwait.Buffer
 	up.Stderr = &out
 	require.NoError(t, up.Start())
 	t.Cleanup(func() { up.Process.Kill() })
@@ -411,24 +412,6 @@ func (l *load) stop() []string {
 	return l.errs
 }
 
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A process a service leaves behind becomes up's child (up is a child
 // subreaper) and is reaped when it exits, instead of staying a zombie
 // until up ends.
@@ -445,7 +428,7 @@ func TestCLI_UpReapsOrphans(t *testing.T) {
 	require.NoError(t, os.WriteFile(registry, []byte("[defaults]\ndb = \"flotilla.db\"\nsocket_dir = \"run\"\n\n[[service]]\nname = \"leaver\"\n"), 0o600))
 
 	up := cliProcess(t, "--registry", registry, "up", "--bin", bin)
-	var out lockedBuffer
+	var out testwait.Buffer
 	up.Stderr = &out
 	require.NoError(t, up.Start())
 	t.Cleanup(func() { up.Process.Kill(); up.Wait() })

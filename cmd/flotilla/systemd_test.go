@@ -20,6 +20,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/flotilla-go/flotilla/internal/testwait"
 )
 
 // systemdNS is a real systemd, PID 1 of its own PID and mount namespaces.
@@ -85,7 +87,7 @@ func bootSystemd(t *testing.T, stage map[string]string) (*systemdNS, testUsers) 
 	script.WriteString("mount -t cgroup2 cgroup2 /sys/fs/cgroup || true\n")
 	script.WriteString("exec " + systemd + " --system --unit=basic.target\n")
 
-	var log lockedBuffer
+	var log testwait.Buffer
 	cmd := exec.Command(unshare, "--pid", "--cgroup", "--fork", "--mount-proc", "--kill-child", "sh", "-c", script.String())
 	cmd.Env = []string{"container=other", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Stdout, cmd.Stderr = &log, &log

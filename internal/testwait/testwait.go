@@ -1,11 +1,36 @@
 // Package testwait holds waits for tests: each bounded by a deadline, so a
-// test that would hang fails instead, and none sleeps.
+// test that would hang fails instead, and none sleeps; and Buffer, the
+// output such a wait reads.
 package testwait
 
 import (
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
+
+// Buffer collects what a child process or a logger writes while the test
+// reads it, for example in an Until: each Write and String holds a lock.
+// Its zero value is an empty buffer.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write appends p. It never fails.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns all that was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
 
 // Closed waits until ch is closed, and fails the test if it is not within
 // d.
