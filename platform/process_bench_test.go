@@ -284,7 +284,6 @@ func overload(b *testing.B, mode string) {
 	client := &http.Client{Timeout: 5 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 1000, MaxConnsPerHost: 4000}}
 	var url, port string
-	var svcPid int
 	get := func() (int, time.Duration, error) {
 		start := time.Now()
 		res, err := client.Get(url)
@@ -295,9 +294,9 @@ func overload(b *testing.B, mode string) {
 		res.Body.Close()
 		return res.StatusCode, time.Since(start), nil
 	}
-	// run starts the service with the concurrency setting, and returns a
-	// function that stops it.
-	run := func(setting string) func() {
+	// run starts the service with the concurrency setting, and returns its
+	// pid and a function that stops it.
+	run := func(setting string) (int, func()) {
 		dir := b.TempDir()
 		port = strconv.Itoa(freePortB(b))
 		url = "http://127.0.0.1:" + port + "/cpu"
@@ -321,12 +320,11 @@ func overload(b *testing.B, mode string) {
 				b.Fatal("the service did not start")
 			}
 		}
-		svcPid = cmd.Process.Pid
-		return func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
+		return cmd.Process.Pid, func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
 	}
 	// Capacity: 4 clients, closed loop, 3 s, with no limit (which would
 	// shed some of them).
-	stop := run("off")
+	_, stop := run("off")
 	var done atomic.Int64
 	var wg sync.WaitGroup
 	end := time.Now().Add(3 * time.Second)
@@ -345,7 +343,8 @@ func overload(b *testing.B, mode string) {
 	stop()
 	capacity := float64(done.Load()) / 3
 
-	defer run(mode)()
+	pid, stop := run(mode)
+	defer stop()
 	// Unloaded p99: one client.
 	var lat []time.Duration
 	for range 300 {
@@ -401,7 +400,7 @@ func overload(b *testing.B, mode string) {
 			}
 		}()
 	}
-	svc0, self0 := cpuTime(b, svcPid), cpuTime(b, os.Getpid())
+	svc0, self0 := cpuTime(b, pid), cpuTime(b, os.Getpid())
 	for start := time.Now(); ; time.Sleep(interval) {
 		elapsed := time.Since(start)
 		if elapsed >= secs*time.Second {
@@ -411,7 +410,7 @@ func overload(b *testing.B, mode string) {
 			send()
 		}
 	}
-	svc1, self1 := cpuTime(b, svcPid), cpuTime(b, os.Getpid())
+	svc1, self1 := cpuTime(b, pid), cpuTime(b, os.Getpid())
 	readLimit()
 	wg.Wait()
 	b.ReportMetric((svc1-svc0).Seconds()/secs, "service-cpus")
