@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flotilla-go/flotilla/discovery"
+	"github.com/flotilla-go/flotilla/internal/testwait"
 )
 
 // Three services (two on unix sockets, one on a port) behind a real nginx
@@ -160,17 +161,13 @@ http {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // master and workers
 		cmd.Wait()
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Until(t, 10*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			break
 		}
-		require.True(t, time.Now().Before(deadline), "nginx did not start: %s", stderr.String())
-		time.Sleep(10 * time.Millisecond)
-	}
-
+		return err == nil
+	}, "nginx to start", stderr.String)
 }
 
 // selfSigned writes a certificate for names and its key into dir.

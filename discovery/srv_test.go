@@ -19,6 +19,7 @@ import (
 
 	"github.com/flotilla-go/flotilla/discovery"
 	"github.com/flotilla-go/flotilla/internal/fakeclock"
+	"github.com/flotilla-go/flotilla/internal/testwait"
 )
 
 // needTool returns the path of a program an integration test runs. It skips
@@ -196,10 +197,8 @@ func TestSRV_AgainstDNSMasq(t *testing.T) {
 	// server saw one SRV query.
 	assert.Equal(t, sent, r.Queries())
 	logged := func(n int) {
-		deadline := time.Now().Add(10 * time.Second)
-		for queries("SRV") < n && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond) // dnsmasq's log arrives through a pipe
-		}
+		// dnsmasq's log arrives through a pipe.
+		testwait.Until(t, 10*time.Second, func() bool { return queries("SRV") >= n }, fmt.Sprintf("%d SRV queries in dnsmasq's log", n))
 		assert.Equal(t, n, queries("SRV"))
 	}
 	logged(1)

@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flotilla-go/flotilla/health"
+	"github.com/flotilla-go/flotilla/internal/testwait"
 )
 
 // service is a real HTTP server on loopback TCP or a unix socket that
@@ -337,11 +338,7 @@ func TestMonitor_Run(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- m.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for polls.Load() < 3 {
-		require.True(t, time.Now().Before(deadline), "Run did not poll")
-		time.Sleep(time.Millisecond)
-	}
+	testwait.Until(t, 10*time.Second, func() bool { return polls.Load() >= 3 }, "Run to poll 3 times")
 	cancel()
 	assert.ErrorIs(t, <-done, context.Canceled)
 }

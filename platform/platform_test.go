@@ -320,39 +320,33 @@ func (s *service) get(t *testing.T, path string) (int, string) {
 // healthy waits until /health answers 200.
 func (s *service) healthy(t *testing.T) health.Response {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var r health.Response
+	testwait.Until(t, 20*time.Second, func() bool {
 		select {
 		case <-s.exited:
 			t.Fatalf("service exited: %v: %s", s.err, s.stderr)
 		default:
 		}
 		res, err := s.client.Get(s.base + "/health")
-		if err == nil {
-			var r health.Response
-			json.NewDecoder(res.Body).Decode(&r)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return r
-			}
+		if err != nil {
+			return false
 		}
-		require.True(t, time.Now().Before(deadline), "not healthy in time: %s", s.stderr)
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer res.Body.Close()
+		r = health.Response{}
+		json.NewDecoder(res.Body).Decode(&r)
+		return res.StatusCode == http.StatusOK
+	}, "/health to answer 200", s.stderr.String)
+	return r
 }
 
 // inflight waits until the service has n requests in its slow handlers.
 func (s *service) inflight(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		_, body := s.get(t, "/inflight")
-		if body == fmt.Sprint(n) {
-			return
-		}
-		require.True(t, time.Now().Before(deadline), "in flight: %s of %d", body, n)
-		time.Sleep(5 * time.Millisecond)
-	}
+	var body string
+	testwait.Until(t, 15*time.Second, func() bool {
+		_, body = s.get(t, "/inflight")
+		return body == fmt.Sprint(n)
+	}, fmt.Sprintf("%d requests in flight", n), func() string { return "in flight: " + body })
 }
 
 // eventually is testwait.Until with a message formatted from msgAndArgs.

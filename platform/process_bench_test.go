@@ -207,20 +207,22 @@ func startHelloLogged(b *testing.B, bin, dir string, log *testwait.Buffer) (*exe
 		b.Fatal(err)
 	}
 	base := "http://127.0.0.1:" + port
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(base + "/health")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return cmd, base
-			}
+	untilOK(b, http.DefaultClient, base+"/health", 30*time.Second, log.String)
+	return cmd, base
+}
+
+// untilOK polls url with c until it answers 200, and fails b if it does
+// not within d; details, read only then, say more.
+func untilOK(b *testing.B, c *http.Client, url string, d time.Duration, details ...func() string) {
+	b.Helper()
+	testwait.Until(b, d, func() bool {
+		res, err := c.Get(url)
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("not healthy: %v", err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}, url+" to answer 200", details...)
 }
 
 var handedOver = regexp.MustCompile(`"msg":"handed over to pid (\d+)"`)
@@ -312,14 +314,7 @@ func overload(b *testing.B, mode string) {
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if code, _, err := get(); err == nil && code == 200 {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatal("the service did not start")
-			}
-		}
+		untilOK(b, client, url, 20*time.Second)
 		return cmd.Process.Pid, func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
 	}
 	// Capacity: 4 clients, closed loop, 3 s, with no limit (which would
@@ -493,19 +488,7 @@ func budgetChain(b *testing.B, mode string) {
 			}}}
 	}
 	for _, n := range names {
-		c := client(n)
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			res, err := c.Get("http://" + n + "/health")
-			if err == nil {
-				res.Body.Close()
-				if res.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%s did not start: %v", n, err)
-			}
-		}
+		untilOK(b, client(n), "http://"+n+"/health", 20*time.Second)
 	}
 	cpu0 := cpuTime(b, procs["svc-c"].Process.Pid)
 	edgeClient := client("svc-a")

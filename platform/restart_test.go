@@ -76,18 +76,14 @@ func TestRun_ZeroDowntimeRestart(t *testing.T) {
 	for range 5 {
 		load.more(t, 100) // let some load reach the current process first
 		require.NoError(t, syscall.Kill(current, syscall.SIGHUP))
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		eventually(t, 30*time.Second, func() bool {
 			pids := startedPIDs(t, logPath)
-			if last := pids[len(pids)-1]; last != current {
-				if !alive(current) {
-					current = last
-					break
-				}
+			if last := pids[len(pids)-1]; last != current && !alive(current) {
+				current = last
+				return true
 			}
-			require.True(t, time.Now().Before(deadline), "no successor took over from %d", current)
-			time.Sleep(5 * time.Millisecond)
-		}
+			return false
+		}, "a successor to take over from %d", current)
 	}
 	sent, failed := load.stop(t, 2000)
 	assert.Zero(t, failed, "failed requests")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/logger"
 )
 
@@ -49,17 +50,11 @@ func BenchmarkPs45(b *testing.B) {
 			c.Wait()
 		}
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, _, _ := cli("--registry", registry, "ps")
-		if strings.Count(out, " pass ") == 45 {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("not all up:\n%s", out)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var out string
+	testwait.Until(b, 30*time.Second, func() bool {
+		out, _, _ = cli("--registry", registry, "ps")
+		return strings.Count(out, " pass ") == 45
+	}, "all 45 to pass", func() string { return out })
 	b.ResetTimer()
 	for range b.N {
 		out, _, code := cli("--registry", registry, "ps")
