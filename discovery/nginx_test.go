@@ -152,7 +152,7 @@ http {
 	require.NoError(t, err, "nginx -t: %s", check)
 
 	cmd := exec.Command(bin, "-e", "stderr", "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
-	var stderr strings.Builder
+	var stderr testwait.Buffer
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second

@@ -46,7 +46,7 @@ func TestCLI_LogsFollowSeesEveryRowOnce(t *testing.T) {
 	follow := cliProcess(t, "--db", db, "logs", "-f", "--json", "-n", "100000", "--since", "1h")
 	out, err := follow.StdoutPipe()
 	require.NoError(t, err)
-	var stderr strings.Builder
+	var stderr testwait.Buffer
 	follow.Stderr = &stderr
 	require.NoError(t, follow.Start())
 	t.Cleanup(func() { follow.Process.Kill() })
