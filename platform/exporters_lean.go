@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -36,4 +37,13 @@ func prometheusReader() (sdkmetric.Reader, http.Handler, error) {
 func leanError(variable, what string) error {
 	return fmt.Errorf("%w: %s is set, but this service was built with -tags flotilla_lean, which leaves %s out: rebuild it without that tag, or unset %[2]s",
 		ErrLeanBuild, variable, what)
+}
+
+// exportVariable names the variable that turned on the export of signal,
+// for errors: OTEL_<SIGNAL>_EXPORTER when set, else the endpoint's.
+func exportVariable(signal string) string {
+	if v := "OTEL_" + signal + "_EXPORTER"; os.Getenv(v) != "" {
+		return v
+	}
+	return otlpVariable(signal)
 }

@@ -54,15 +54,6 @@ func exportOn(signal string) (bool, error) {
 	}
 }
 
-// exportVariable names the variable that turned on the export of signal,
-// for errors: OTEL_<SIGNAL>_EXPORTER when set, else the endpoint's.
-func exportVariable(signal string) string {
-	if v := "OTEL_" + signal + "_EXPORTER"; os.Getenv(v) != "" {
-		return v
-	}
-	return otlpVariable(signal)
-}
-
 // envBool reads a boolean variable of the SDK: true or false, case aside.
 func envBool(name string) (bool, error) {
 	switch strings.ToLower(strings.TrimSpace(os.Getenv(name))) {

@@ -102,8 +102,7 @@ func BenchmarkPages(b *testing.B) {
 	dir := b.TempDir()
 	for _, rows := range []int{1_000_000, 10_000_000} {
 		path := fleetFile(b, dir, rows)
-		var reg string
-		reg = filepath.Join(dir, "flotilla.toml")
+		reg := filepath.Join(dir, "flotilla.toml")
 		var m string
 		for i := range 45 {
 			m += fmt.Sprintf("[[service]]\nname = \"svc-%02d\"\nport = %d\nslo = { availability = \"99.9%%\", latency = \"100ms\" }\n", i, 1+i)

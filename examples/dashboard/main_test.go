@@ -236,6 +236,7 @@ func TestDashboard_Errors(t *testing.T) {
 	assert.Contains(t, tbl, "cache miss: answered from the fallback table")
 	n, tbl = count("window=1h&class=4xx&service=agent-geo")
 	assert.Equal(t, 10, n)
+	assert.Equal(t, 10, strings.Count(tbl, "/nope"), "the 4xx rows are the ten 404s")
 	dom := string(browse(t, bin, url+"/errors?window=1h&class=4xx&service=agent-geo&route=/geo/:ip", "--dump-dom"))
 	assert.Contains(t, dom, `href="/errors?window=24h&amp;class=4xx&amp;route=%2Fgeo%2F%3Aip&amp;service=agent-geo"`, "the window links keep the filters")
 	n, _ = count("window=1h&class=5xx")
