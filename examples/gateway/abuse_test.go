@@ -49,6 +49,37 @@ func TestGateway_KeyCreationIsLimited(t *testing.T) {
 	assert.Equal(t, 200, create("198.51.100.9", "s3cret"))
 }
 
+// An address that sends too many invalid keys is refused before its key
+// is looked up, a valid key included; other addresses are not.
+func TestGateway_InvalidKeysAreLimited(t *testing.T) {
+	f := setup(t, 1000, 1000)
+	key := f.newKey(t)
+	f.app = newApp(f.reg, f.keys, config{perSecond: 1000, burst: 1000, freeKeys: true, keysPerHour: 100, keysTotalPerHour: 100,
+		badKeysPerMinute: 3})
+	call := func(ip, key string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, "/v1/agent-geo/x", nil)
+		req.RemoteAddr = ip + ":4000"
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		f.app.ServeHTTP(rec, req)
+		return rec
+	}
+	require.Equal(t, 200, call("198.51.100.1", key).Code)
+	for i := range 3 {
+		require.Equal(t, 401, call("198.51.100.1", key+"x").Code, "guess %d", i+1)
+	}
+	for _, k := range []string{key + "x", key} {
+		rec := call("198.51.100.1", k)
+		assert.Equal(t, 429, rec.Code, "past 3 invalid keys a minute")
+		assert.Contains(t, []string{"19", "20"}, rec.Header().Get("Retry-After"), "one more guess every 20 s")
+		assert.Contains(t, rec.Body.String(), "too many invalid API keys")
+	}
+	assert.Equal(t, 200, call("198.51.100.2", key).Code, "another address is served")
+	var credits int
+	require.NoError(t, f.keys.db.QueryRow(`SELECT credits FROM api_keys`).Scan(&credits))
+	assert.Equal(t, 200-2, credits, "a refused call costs no credit")
+}
+
 // The per-key limiters stay bounded: those whose bucket has filled again
 // are dropped, and a limiter still in use keeps its state.
 func TestLimiters_Bounded(t *testing.T) {

@@ -20,6 +20,7 @@ type access struct {
 	keys       *keys
 	perKey     *limiters // calls, by key id
 	perAddress *limiters // key creations, by client address
+	badKeys    *limiters // invalid keys sent, by client address
 	total      *rate.Limiter
 	adminToken string // when set, creating a key needs it
 	freeKeys   bool   // anyone may create a key (within the limits)
@@ -50,16 +51,25 @@ func (a *access) createKey(c echo.Context) error {
 
 // guard is the middleware of /v1: a valid key, within its rate limit
 // (checked before spending, so a refused call costs no credit), with a
-// credit left.
+// credit left. An address that has sent too many invalid keys is refused
+// before its key is looked up, so guessing keys is slow and costs the
+// keys' file nothing.
 func (a *access) guard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		key := bearer(c)
 		if key == "" {
 			return echo.NewHTTPError(http.StatusUnauthorized, "send Authorization: Bearer <key>; create one with POST /api/keys/create")
 		}
+		bad := a.badKeys.get(c.RealIP())
+		if bad.Tokens() < 1 {
+			if err := refuse(c, bad, "too many invalid API keys from this address; try later"); err != nil {
+				return err
+			}
+		}
 		ctx := c.Request().Context()
 		id, err := a.keys.check(ctx, key)
 		if errors.Is(err, errBadKey) {
+			bad.Allow() // counts the failure
 			return echo.NewHTTPError(http.StatusUnauthorized, "invalid API key")
 		} else if err != nil {
 			return err

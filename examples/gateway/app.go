@@ -20,6 +20,7 @@ type config struct {
 	freeKeys         bool
 	keysPerHour      int
 	keysTotalPerHour int
+	badKeysPerMinute int
 	bodyTimeout      time.Duration
 	adminToken       string
 	breaker          []breaker.TransportOption // for tests
@@ -31,6 +32,7 @@ func newApp(reg *discovery.Registry, k *keys, cfg config) *echo.Echo {
 		keys:       k,
 		perKey:     newLimiters(rate.Limit(cfg.perSecond), cfg.burst),
 		perAddress: newLimiters(rate.Every(time.Hour/time.Duration(max(cfg.keysPerHour, 1))), cfg.keysPerHour),
+		badKeys:    newLimiters(rate.Every(time.Minute/time.Duration(max(cfg.badKeysPerMinute, 1))), max(cfg.badKeysPerMinute, 1)),
 		total:      rate.NewLimiter(rate.Every(time.Hour/time.Duration(max(cfg.keysTotalPerHour, 1))), cfg.keysTotalPerHour),
 		adminToken: cfg.adminToken,
 		freeKeys:   cfg.freeKeys,

@@ -4,9 +4,11 @@
 //	ANY  /v1/<service>/<path>        proxied to a public service of the port map
 //
 // Calls need "Authorization: Bearer <key>"; each spends a credit (402 when
-// none are left) and is rate limited per key (429 with Retry-After). Key
-// creation is limited per client address and in total (429), can require
-// the admin token of GATEWAY_ADMIN_TOKEN, or be turned off (-free-keys=0).
+// none are left) and is rate limited per key (429 with Retry-After); an
+// address that sends too many invalid keys gets 429 before its keys are
+// looked up (-bad-keys-per-minute). Key creation is limited per client
+// address and in total (429), can require the admin token of
+// GATEWAY_ADMIN_TOKEN, or be turned off (-free-keys=0).
 // Only services marked public in the port map are reached (404 otherwise);
 // an open breaker answers 503 with Retry-After. A request's body is read
 // whole, within -body-timeout, before it is proxied, so a slow client
@@ -33,6 +35,7 @@ func main() {
 	flag.BoolVar(&cfg.freeKeys, "free-keys", true, "anyone may create a key, within -keys-per-hour; else only with GATEWAY_ADMIN_TOKEN")
 	flag.IntVar(&cfg.keysPerHour, "keys-per-hour", 5, "keys one client address may create per hour")
 	flag.IntVar(&cfg.keysTotalPerHour, "keys-total-per-hour", 100, "keys all clients together may create per hour")
+	flag.IntVar(&cfg.badKeysPerMinute, "bad-keys-per-minute", 10, "invalid keys one client address may send per minute before it gets 429")
 	flag.DurationVar(&cfg.bodyTimeout, "body-timeout", 10*time.Second, "time a client has to send a request's body")
 	flag.Parse()
 	cfg.adminToken = os.Getenv("GATEWAY_ADMIN_TOKEN") // a secret: never a flag, which ps shows

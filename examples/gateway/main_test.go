@@ -71,7 +71,7 @@ name = "admin"
 	f.store, err = logger.Open(f.db)
 	require.NoError(t, err)
 	t.Cleanup(func() { f.store.Close() })
-	app := newApp(reg, f.keys, config{perSecond: perSecond, burst: burst, freeKeys: true, keysPerHour: 1000, keysTotalPerHour: 1000,
+	app := newApp(reg, f.keys, config{perSecond: perSecond, burst: burst, freeKeys: true, keysPerHour: 1000, keysTotalPerHour: 1000, badKeysPerMinute: 1000,
 		bodyTimeout: 300 * time.Millisecond, breaker: []breaker.TransportOption{breaker.WithBreaker(breaker.WithConsecutiveFailures(2)), breaker.WithRetries(0)}})
 	app.Use(middleware.RequestID()) // as the platform's chain does
 	app.Use(logger.Middleware(f.store, "agent-gateway"))
