@@ -19,6 +19,7 @@ import (
 
 	"github.com/flotilla-go/flotilla/discovery"
 	"github.com/flotilla-go/flotilla/internal/fakeclock"
+	"github.com/flotilla-go/flotilla/internal/testport"
 	"github.com/flotilla-go/flotilla/internal/testwait"
 )
 
@@ -47,10 +48,7 @@ func freePort(t testing.TB, network string) int {
 		defer c.Close()
 		return c.LocalAddr().(*net.UDPAddr).Port
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return testport.Free(t)
 }
 
 // startDNSMasq runs a real DNS server on a free loopback port with the given

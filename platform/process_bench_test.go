@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/flotilla-go/flotilla/health"
+	"github.com/flotilla-go/flotilla/internal/testport"
 	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/logger"
 	"github.com/flotilla-go/flotilla/platform"
@@ -41,7 +42,7 @@ func buildHello(b *testing.B, tags string) string {
 // passes, with the time that took.
 func startHello(b *testing.B, bin, dir string) (*exec.Cmd, string, time.Duration) {
 	b.Helper()
-	port := strconv.Itoa(freePortB(b))
+	port := strconv.Itoa(testport.Free(b))
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "PORT="+port, "FLOTILLA_DB="+filepath.Join(dir, "flotilla.db"), "FLOTILLA_REGISTRY=")
 	start := time.Now()
@@ -126,15 +127,6 @@ func rssMB(b *testing.B, pid int) float64 {
 	return 0
 }
 
-func freePortB(b *testing.B) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // BenchmarkRestartFleet starts 100 hello services, then SIGHUPs every one of
 // them at once, three times. It reports how long the slowest old process
 // took to exit after its signal, and how many outlived the shutdown timeout
@@ -199,7 +191,7 @@ func BenchmarkRestartFleet(b *testing.B) {
 
 func startHelloLogged(b *testing.B, bin, dir string, log *testwait.Buffer) (*exec.Cmd, string) {
 	b.Helper()
-	port := strconv.Itoa(freePortB(b))
+	port := strconv.Itoa(testport.Free(b))
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "PORT="+port, "FLOTILLA_DB="+filepath.Join(dir, "flotilla.db"), "FLOTILLA_REGISTRY=")
 	cmd.Stderr = log
@@ -300,7 +292,7 @@ func overload(b *testing.B, mode string) {
 	// pid and a function that stops it.
 	run := func(setting string) (int, func()) {
 		dir := b.TempDir()
-		port = strconv.Itoa(freePortB(b))
+		port = strconv.Itoa(testport.Free(b))
 		url = "http://127.0.0.1:" + port + "/cpu"
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		if cpus := os.Getenv("OVERLOAD_CPUS"); cpus != "" {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/flotilla-go/flotilla/internal/testport"
 	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/logger"
 )
@@ -33,7 +34,7 @@ func BenchmarkPs45(b *testing.B) {
 		if i%2 == 0 {
 			fmt.Fprintf(&m, "\n[[service]]\nname = \"svc-%02d\"\nsocket = \"run/svc-%02d.sock\"\n", i, i)
 		} else {
-			fmt.Fprintf(&m, "\n[[service]]\nname = \"svc-%02d\"\nport = %d\n", i, freePort(b))
+			fmt.Fprintf(&m, "\n[[service]]\nname = \"svc-%02d\"\nport = %d\n", i, testport.Free(b))
 		}
 	}
 	require.NoError(b, os.WriteFile(registry, []byte(m.String()), 0o600))

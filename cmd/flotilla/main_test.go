@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flotilla-go/flotilla/discovery"
+	"github.com/flotilla-go/flotilla/internal/testport"
 	"github.com/flotilla-go/flotilla/internal/testwait"
 	"github.com/flotilla-go/flotilla/logger"
 	"github.com/flotilla-go/flotilla/platform"
@@ -126,7 +127,7 @@ func startFleet(t *testing.T) *testFleet {
 		if i%2 == 0 {
 			fmt.Fprintf(&b, "\n[[service]]\nname = %q\nsocket = \"run/%s.sock\"\n", name, name)
 		} else {
-			fmt.Fprintf(&b, "\n[[service]]\nname = %q\nport = %d\n", name, freePort(t))
+			fmt.Fprintf(&b, "\n[[service]]\nname = %q\nport = %d\n", name, testport.Free(t))
 		}
 	}
 	require.NoError(t, os.WriteFile(f.registry, []byte(b.String()), 0o600))
@@ -259,14 +260,6 @@ func (f *testFleet) logRows(args ...string) []logRow {
 func eventually(t *testing.T, d time.Duration, cond func() bool, what string, detail ...func() string) {
 	t.Helper()
 	testwait.Until(t, d, cond, what, detail...)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // mask hides what changes from run to run in ps output: the folder, ports,
@@ -470,7 +463,7 @@ port = %d
 [[service]]
 name = "nosock"
 socket = "run/nosock.sock"
-`, hung.Addr().(*net.TCPAddr).Port, freePort(t))), 0o600))
+`, hung.Addr().(*net.TCPAddr).Port, testport.Free(t))), 0o600))
 	out, errOut, code := cli("--registry", path, "--db", filepath.Join(dir, "none.db"), "ps", "--json", "--timeout", "200ms")
 	require.Equal(t, 0, code, errOut)
 	var rows []serviceStatus
@@ -520,7 +513,7 @@ public = true
 
 [[service]]
 name = "internal-only"
-`, freePort(t))), 0o600))
+`, testport.Free(t))), 0o600))
 	conf := filepath.Join(dir, "flotilla.conf")
 	_, errOut, code := cli("--registry", path, "nginx", "--root", "agent-gateway", "-o", conf, "--check")
 	require.Equal(t, 0, code, errOut)
@@ -548,7 +541,7 @@ func TestCLI_Systemd(t *testing.T) {
 	analyze := needTool(t, "systemd-analyze")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "flotilla.toml")
-	port := freePort(t)
+	port := testport.Free(t)
 	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`[defaults]
 socket_dir = "/run/flotilla"
 
