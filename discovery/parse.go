@@ -240,8 +240,8 @@ func readServices(probs, warns *problems, tables []*table, d Defaults, dir strin
 		}
 		switch svc.Endpoint.Network {
 		case "tcp":
-			_, p, _ := strings.Cut(svc.Endpoint.Address[strings.LastIndex(svc.Endpoint.Address, "]")+1:], ":")
-			h := svc.Endpoint.Address[:len(svc.Endpoint.Address)-len(p)-1]
+			i := strings.LastIndexByte(svc.Endpoint.Address, ':') // host:port, an IPv6 host in brackets
+			h, p := svc.Endpoint.Address[:i], svc.Endpoint.Address[i+1:]
 			l := t.keyLine("port")
 			for _, k := range []string{h + ":" + p, "*:" + p} {
 				if other, dup := ports[k]; dup {
